@@ -1,0 +1,39 @@
+"""The exceptions runhistory raises: each says what went wrong and where, in one sentence."""
+
+from __future__ import annotations
+
+
+class RunHistoryError(Exception):
+    """Base of every error runhistory raises on purpose."""
+
+
+class InvalidNameError(RunHistoryError, ValueError):
+    """A metric, tag, experiment or file name that runhistory cannot store."""
+
+
+class MetricValueError(RunHistoryError, TypeError):
+    """A metric value of a type that runhistory cannot store."""
+
+
+class NotFoundError(RunHistoryError, LookupError):
+    """A run, experiment or compute target that does not exist."""
+
+
+class RunFinishedError(RunHistoryError):
+    """Something was written to a run that has already ended."""
+
+
+class SchemaVersionError(RunHistoryError):
+    """The workspace was written by a newer runhistory than this one."""
+
+
+class ArtifactPathError(RunHistoryError, ValueError):
+    """A file name that would escape its run's folder."""
+
+
+class ArtifactNotFoundError(RunHistoryError, FileNotFoundError):
+    """A file that is not among a run's files, or a local file that does not exist."""
+
+
+class TensorboardError(RunHistoryError):
+    """TensorBoard could not be started, or a log folder could not be served."""

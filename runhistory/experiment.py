@@ -1,0 +1,110 @@
+"""Experiments: named groups of runs in a workspace."""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import TYPE_CHECKING, Iterable, Iterator, Mapping
+
+from runhistory.errors import InvalidNameError, RunHistoryError
+from runhistory.store.base import ExperimentRecord, RunFilter, RunStatus
+
+if TYPE_CHECKING:
+    from runhistory.run import Run
+    from runhistory.workspace import Workspace
+
+_EXPERIMENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,254}$")
+
+
+def validate_experiment_name(name: object) -> str:
+    """Letters, digits, ``_ . -``, starting with a letter or digit, at most 255 characters."""
+    if not isinstance(name, str) or not _EXPERIMENT_NAME.match(name):
+        raise InvalidNameError(
+            f"Experiment name {name!r} is not valid: use 1 to 255 letters, digits, '_', '.' or '-', "
+            f"starting with a letter or digit."
+        )
+    return name
+
+
+class Experiment:
+    """A named group of runs. ``Experiment(ws, name)`` gets it, creating it when new."""
+
+    def __init__(self, workspace: "Workspace", name: str) -> None:
+        record = workspace._backends.store.get_or_create_experiment(validate_experiment_name(name))
+        self._init(workspace, record)
+
+    def _init(self, workspace: "Workspace", record: ExperimentRecord) -> None:
+        self.workspace = workspace
+        self._record = record
+
+    @classmethod
+    def _from_record(cls, workspace: "Workspace", record: ExperimentRecord) -> "Experiment":
+        experiment = cls.__new__(cls)
+        experiment._init(workspace, record)
+        return experiment
+
+    @property
+    def name(self) -> str:
+        """The experiment's name."""
+        return self._record.name
+
+    @property
+    def id(self) -> int:
+        """The experiment's id in its workspace."""
+        return self._record.id
+
+    @staticmethod
+    def list(workspace: "Workspace") -> list["Experiment"]:
+        """Every experiment of a workspace, by name."""
+        return list(workspace.experiments.values())
+
+    def start_logging(
+        self, display_name: str | None = None, snapshot_directory: str | os.PathLike | None = None
+    ) -> "Run":
+        """A new interactive run, Running; complete it (or use it as a context manager) when done."""
+        from runhistory.run import Run
+
+        run = Run._create(self, display_name=display_name, parent_id=None, run_type="interactive")
+        if snapshot_directory is not None:
+            run.upload_folder("snapshot", snapshot_directory)
+        return run
+
+    def get_runs(
+        self,
+        include_children: bool = False,
+        tags: str | Iterable[str] | Mapping[str, str | None] | None = None,
+        status: str | None = None,
+    ) -> Iterator["Run"]:
+        """The experiment's runs, newest first (top-level runs only unless ``include_children``).
+
+        ``tags``: a tag name, a list of names (the runs must have them all) or a dict
+        ``{name: value}`` (value None: any value). ``status``: one status name.
+        """
+        from runhistory.run import Run
+
+        if status is not None and status not in RunStatus.ALL:
+            raise RunHistoryError(f"Unknown run status {status!r}; use one of {', '.join(RunStatus.ALL)}.")
+        run_filter = RunFilter(
+            experiment_id=self.id, top_level_only=not include_children, status=status, tags=_tag_filter(tags)
+        )
+        records = self.workspace._backends.store.list_runs(run_filter)
+        return iter([Run._from_record(self.workspace, record, experiment=self) for record in records])
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Experiment) and other.workspace == self.workspace and other.id == self.id
+
+    def __hash__(self) -> int:
+        return hash((self.workspace, self.id))
+
+    def __repr__(self) -> str:
+        return f"Experiment(name={self.name!r}, workspace={self.workspace.tracking_uri!r})"
+
+
+def _tag_filter(tags: str | Iterable[str] | Mapping[str, str | None] | None) -> dict[str, str | None]:
+    if tags is None:
+        return {}
+    if isinstance(tags, str):
+        return {tags: None}
+    if isinstance(tags, Mapping):
+        return {key: None if value is None else str(value) for key, value in tags.items()}
+    return {key: None for key in tags}

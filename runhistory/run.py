@@ -1,0 +1,432 @@
+"""Runs: one execution of an experiment, with its metrics, tags, properties, files and children."""
+
+from __future__ import annotations
+
+import io
+import os
+import time
+import traceback
+import uuid
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, BinaryIO, Mapping
+
+from runhistory.artifacts.base import validate_artifact_name
+from runhistory.errors import ArtifactNotFoundError, MetricValueError, NotFoundError, RunFinishedError
+from runhistory.metrics import coerce_step, coerce_value, validate_name
+from runhistory.store.base import MetricKind, MetricSeries, RunRecord, RunStatus
+
+if TYPE_CHECKING:
+    from runhistory.experiment import Experiment
+    from runhistory.workspace import Workspace
+
+ENV_RUN_ID = "RUNHISTORY_RUN_ID"
+
+_now = time.time
+
+
+class Run:
+    """A run of an experiment. Get one from ``Experiment.start_logging``, ``child_run``,
+    ``Experiment.submit``, ``Run.get_context()`` or ``Run(experiment, run_id)``."""
+
+    def __init__(self, experiment: "Experiment", run_id: str) -> None:
+        record = experiment.workspace._backends.store.get_run(run_id)
+        if record is None or record.experiment_id != experiment.id:
+            raise NotFoundError(f"No run {run_id!r} in experiment {experiment.name!r}.")
+        self._init(experiment.workspace, record, experiment)
+
+    def _init(self, workspace: "Workspace", record: RunRecord, experiment: "Experiment | None") -> None:
+        self._workspace = workspace
+        self._backends = workspace._backends
+        self._record = record
+        self._experiment = experiment
+        self._scalar_points: dict[str, list] = {}  # series name -> the buffer's list for it
+        self._ended = False
+
+    @classmethod
+    def _from_record(
+        cls, workspace: "Workspace", record: RunRecord, experiment: "Experiment | None" = None
+    ) -> "Run":
+        run = cls.__new__(cls)
+        run._init(workspace, record, experiment)
+        return run
+
+    @classmethod
+    def _create(
+        cls,
+        experiment: "Experiment",
+        *,
+        display_name: str | None,
+        parent_id: str | None,
+        run_type: str,
+        status: str = RunStatus.RUNNING,
+    ) -> "Run":
+        if display_name is not None:
+            validate_name(display_name, "display", f"a new run of experiment {experiment.name!r}")
+        record = experiment.workspace._backends.store.create_run(
+            experiment.id, display_name=display_name, parent_id=parent_id, status=status, run_type=run_type
+        )
+        return cls._from_record(experiment.workspace, record, experiment)
+
+    @classmethod
+    def get_context(cls, allow_offline: bool = True) -> "Run":
+        """Inside a job: the job's own run. Elsewhere: an offline run that prints its metrics."""
+        run_id = os.environ.get(ENV_RUN_ID)
+        if run_id:
+            from runhistory.workspace import Workspace
+
+            return Workspace.from_config().get_run(run_id)
+        if not allow_offline:
+            raise NotFoundError(
+                f"Run.get_context(allow_offline=False) found no run: ${ENV_RUN_ID} is not set "
+                f"(this process was not started as a runhistory job)."
+            )
+        from runhistory.offline import OfflineRun
+
+        return OfflineRun.create()
+
+    # identity
+    @property
+    def id(self) -> str:
+        """The run's unique, stable id."""
+        return self._record.id
+
+    @property
+    def number(self) -> int:
+        """The run's number in its experiment (1, 2, ...)."""
+        return self._record.number
+
+    @property
+    def display_name(self) -> str:
+        """The run's human-readable name."""
+        return self._record.display_name
+
+    @property
+    def experiment(self) -> "Experiment":
+        """The experiment the run belongs to."""
+        if self._experiment is None:
+            from runhistory.experiment import Experiment
+
+            self._experiment = Experiment(self._workspace, self._record.experiment_name)
+        return self._experiment
+
+    @property
+    def parent(self) -> "Run | None":
+        """The parent run, or None for a top-level run."""
+        parent_id = self._record.parent_id
+        return None if parent_id is None else self._workspace.get_run(parent_id)
+
+    @property
+    def status(self) -> str:
+        """The run's current status (read from the store)."""
+        return self.get_status()
+
+    def get_status(self) -> str:
+        """The run's current status (read from the store)."""
+        self._refresh()
+        return self._record.status
+
+    def _refresh(self) -> None:
+        record = self._backends.store.get_run(self.id)
+        if record is not None:
+            self._record = record
+
+    def _where(self) -> str:
+        return f"run {self.id}"
+
+    # metrics
+    def log(self, name: str, value: Any, step: int | None = None, description: str = "") -> None:
+        """Log a number (int, float, numpy scalar, bool as 0/1) or a string.
+
+        Logging a name again appends to its series. ``step`` defaults to the point's
+        index in the series. The call only validates and buffers; writing happens in
+        the background.
+        """
+        points = self._scalar_points.get(name)
+        if points is None:
+            points = self._open_scalar_series(name, description)
+        kind = type(value)
+        if kind is not float and kind is not int:
+            value = coerce_value(name, value, self._where())
+        if step is not None and type(step) is not int:
+            step = coerce_step(name, step, self._where())
+        points.extend((value, step, _now()))
+
+    def _open_scalar_series(self, name: str, description: str) -> list:
+        points = self._series_points(name, MetricKind.SCALAR, description)
+        self._scalar_points[name] = points
+        return points
+
+    def _series_points(self, name: str, kind: str, description: str = "") -> list:
+        self._check_active(f"log metric {name!r}")
+        validate_name(name, "metric", self._where())
+        return self._backends.buffer.series(self.id, name, kind, description or "")
+
+    def _check_active(self, action: str) -> None:
+        if self._ended:
+            raise RunFinishedError(f"Cannot {action}: run {self.id} has ended ({self._record.status}).")
+
+    def log_list(self, name: str, values: Any, description: str = "") -> None:
+        """Log a list of numbers or strings; reads back as a list."""
+        if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
+            raise MetricValueError(
+                f"Metric {name!r} of {self._where()}: log_list takes a list of values, got {type(values).__name__}."
+            )
+        checked = [coerce_value(name, value, self._where()) for value in values]
+        points = self._series_points(name, MetricKind.LIST, description)
+        now = _now()
+        for value in checked:
+            points.extend((value, None, now))
+
+    def log_row(self, name: str, description: str = "", **columns: Any) -> None:
+        """Log one row of a table: ``run.log_row("roc", fpr=0.1, tpr=0.7)``."""
+        row = self._checked_row(name, columns)
+        self._series_points(name, MetricKind.TABLE, description).extend((row, None, _now()))
+
+    def log_table(self, name: str, value: Mapping[str, list], description: str = "") -> None:
+        """Log a table given as ``{column: [values...]}`` (all columns of one length)."""
+        if not isinstance(value, Mapping):
+            raise MetricValueError(
+                f"Metric {name!r} of {self._where()}: log_table takes a dict of columns, got {type(value).__name__}."
+            )
+        lengths = {column: len(cells) for column, cells in value.items()}
+        if len(set(lengths.values())) > 1:
+            raise MetricValueError(f"Metric {name!r} of {self._where()}: columns differ in length: {lengths}.")
+        count = next(iter(lengths.values()), 0)
+        rows = [self._checked_row(name, {col: cells[i] for col, cells in value.items()}) for i in range(count)]
+        points = self._series_points(name, MetricKind.TABLE, description)
+        now = _now()
+        for row in rows:
+            points.extend((row, None, now))
+
+    def _checked_row(self, name: str, columns: Mapping[str, Any]) -> dict[str, Any]:
+        for column in columns:
+            validate_name(column, f"column of metric {name!r},", self._where())
+        return {column: coerce_value(f"{name}.{column}", cell, self._where()) for column, cell in columns.items()}
+
+    def log_image(
+        self,
+        name: str,
+        path: str | os.PathLike | None = None,
+        plot: Any = None,
+        description: str = "",
+        step: int | None = None,
+    ) -> None:
+        """Log an image: a PNG file (``path``) or a matplotlib figure or pyplot (``plot``)."""
+        if (path is None) == (plot is None):
+            raise MetricValueError(f"Image {name!r} of {self._where()}: give exactly one of path= or plot=.")
+        points = self._series_points(name, MetricKind.IMAGE, description)
+        if step is not None:
+            step = coerce_step(name, step, self._where())
+        file_name = f"images/{name}/{uuid.uuid4().hex[:12]}.png"
+        if path is not None:
+            self.upload_file(file_name, path)
+        else:
+            picture = io.BytesIO()
+            plot.savefig(picture, format="png")
+            picture.seek(0)
+            self.upload_file(file_name, picture)
+        points.extend((file_name, step, _now()))
+
+    def flush(self) -> None:
+        """Write every buffered metric now (reads and ``complete()`` do this themselves)."""
+        self._backends.buffer.flush()
+
+    def get_metrics(self, name: str | None = None, recursive: bool = False) -> dict[str, Any]:
+        """``{name: value}`` for single values, ``{name: [..]}`` for series; rows and tables
+        as ``{column: values}``. With ``recursive``, ``{run_id: {...}}`` over the run and its
+        descendants."""
+        self.flush()
+        if recursive:
+            return {run.id: run.get_metrics(name) for run in [self, *self.get_children(recursive=True)]}
+        names = None if name is None else [name]
+        return {key: _metric_value(series) for key, series in self.get_metric_series(names).items()}
+
+    def get_metric_series(self, names: list[str] | None = None, start: int = 0) -> dict[str, MetricSeries]:
+        """Series with their steps and wall times (what TensorBoard export needs)."""
+        self.flush()
+        return self._backends.store.get_metrics(self.id, names, start)
+
+    # children
+    def child_run(self, name: str | None = None) -> "Run":
+        """A new child run, Running; as a context manager it completes, or fails on an exception."""
+        self._check_active(f"start a child run {name!r}")
+        return Run._create(self.experiment, display_name=name, parent_id=self.id, run_type="child")
+
+    def get_children(self, recursive: bool = False) -> list["Run"]:
+        """Child runs, oldest first; with ``recursive``, all descendants (depth first)."""
+        from runhistory.store.base import RunFilter
+
+        records = self._backends.store.list_runs(RunFilter(parent_id=self.id))
+        children = [Run._from_record(self._workspace, record) for record in reversed(records)]
+        if not recursive:
+            return children
+        return [descendant for child in children for descendant in [child, *child.get_children(recursive=True)]]
+
+    # end
+    def complete(self) -> None:
+        """Mark the run Completed (after writing its buffered metrics)."""
+        self._end(RunStatus.COMPLETED)
+
+    def fail(self, error_details: BaseException | str | None = None, error_code: str | None = None) -> None:
+        """Mark the run Failed, recording the error (an exception or a message)."""
+        self._end(RunStatus.FAILED, _error_record(error_details, error_code))
+
+    def cancel(self) -> None:
+        """Mark the run Canceled."""
+        self._end(RunStatus.CANCELED)
+
+    def _end(self, status: str, error: dict[str, Any] | None = None) -> None:
+        self._backends.buffer.flush()
+        self._record = self._backends.store.set_status(self.id, status, error=error)
+        self._ended = True
+        self._scalar_points = {}
+        self._backends.buffer.forget_run(self.id)
+
+    def __enter__(self) -> "Run":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc is None:
+            self.complete()
+        elif isinstance(exc, KeyboardInterrupt):
+            self.cancel()
+        else:
+            self.fail(exc)
+
+    # tags and properties
+    def tag(self, key: str, value: Any = None) -> None:
+        """Set one tag (a tag without a value has the value ``""``)."""
+        self.set_tags({key: value})
+
+    def set_tags(self, tags: Mapping[str, Any]) -> None:
+        """Add or overwrite tags; values are stored as strings."""
+        checked = {validate_name(key, "tag", self._where()): "" if v is None else str(v) for key, v in tags.items()}
+        self._backends.store.set_tags(self.id, checked)
+
+    def get_tags(self) -> dict[str, str]:
+        """The run's tags."""
+        return self._backends.store.get_tags(self.id)
+
+    def add_properties(self, properties: Mapping[str, Any]) -> None:
+        """Add properties (values as strings); a property cannot change once set."""
+        checked = {validate_name(key, "property", self._where()): str(v) for key, v in properties.items()}
+        self._backends.store.add_properties(self.id, checked)
+
+    def get_properties(self) -> dict[str, str]:
+        """The run's properties."""
+        return self._backends.store.get_properties(self.id)
+
+    # files
+    def upload_file(self, name: str, path_or_stream: str | os.PathLike | BinaryIO) -> str:
+        """Store a local file (or a binary stream) among the run's files as ``name``."""
+        name = validate_artifact_name(name, self.id)
+        if hasattr(path_or_stream, "read"):
+            self._backends.artifacts.write(self.id, name, path_or_stream)
+            return name
+        local = Path(path_or_stream)
+        if not local.is_file():
+            raise ArtifactNotFoundError(f"Cannot upload {name!r} to {self._where()}: {local} is not a file.")
+        with open(local, "rb") as source:
+            self._backends.artifacts.write(self.id, name, source)
+        return name
+
+    def upload_folder(self, name: str, path: str | os.PathLike) -> list[str]:
+        """Store every file under a local folder as ``name/<relative path>``."""
+        name = validate_artifact_name(name, self.id)
+        folder = Path(path)
+        if not folder.is_dir():
+            raise ArtifactNotFoundError(f"Cannot upload folder {name!r} to {self._where()}: {folder} is not a folder.")
+        uploaded = []
+        for local in sorted(p for p in folder.rglob("*") if p.is_file()):
+            uploaded.append(self.upload_file(f"{name}/{local.relative_to(folder).as_posix()}", local))
+        return uploaded
+
+    def get_file_names(self) -> list[str]:
+        """Names of the run's files, sorted."""
+        return list(self._backends.artifacts.list(self.id))
+
+    def download_file(self, name: str, output_file_path: str | os.PathLike | None = None) -> Path:
+        """Copy one of the run's files to ``output_file_path`` (a file or a folder; default: here)."""
+        name = validate_artifact_name(name, self.id)
+        if self._backends.artifacts.size(self.id, name) is None:
+            raise ArtifactNotFoundError(f"Run {self.id} has no file {name!r}.")
+        target = Path(output_file_path) if output_file_path is not None else Path(name).name
+        target = Path(target)
+        if target.is_dir():
+            target = target / Path(name).name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with open(target, "wb") as out:
+            self._backends.artifacts.download(self.id, name, out)
+        return target
+
+    def download_files(
+        self, prefix: str | None = None, output_directory: str | os.PathLike | None = None
+    ) -> list[Path]:
+        """Copy the run's files whose names start with ``prefix`` under ``output_directory``, keeping paths."""
+        root = Path(output_directory) if output_directory is not None else Path.cwd()
+        return [self.download_file(name, root / name) for name in self._backends.artifacts.list(self.id, prefix or "")]
+
+    # details
+    def get_details(self) -> dict[str, Any]:
+        """Status, times, tags, properties, error and files of the run, as a dict."""
+        self._refresh()
+        record = self._record
+        details: dict[str, Any] = {
+            "runId": record.id,
+            "runNumber": record.number,
+            "displayName": record.display_name,
+            "experiment": record.experiment_name,
+            "parentRunId": record.parent_id,
+            "runType": record.run_type,
+            "status": record.status,
+            "createdTimeUtc": _iso(record.created_time),
+            "startTimeUtc": _iso(record.start_time),
+            "endTimeUtc": _iso(record.end_time),
+            "tags": self.get_tags(),
+            "properties": self.get_properties(),
+            "logFiles": {name: name for name in self._backends.artifacts.list(self.id, "system_logs/")},
+        }
+        if record.error is not None:
+            details["error"] = record.error
+        return details
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Run) and other.id == self.id and other._workspace == self._workspace
+
+    def __hash__(self) -> int:
+        return hash(self.id)
+
+    def __repr__(self) -> str:
+        return (
+            f"Run(experiment={self._record.experiment_name!r}, id={self.id!r}, number={self.number}, "
+            f"display_name={self.display_name!r}, status={self._record.status!r})"
+        )
+
+
+def _metric_value(series: MetricSeries) -> Any:
+    values = series.values
+    if series.kind == MetricKind.LIST:
+        return list(values)
+    if series.kind == MetricKind.TABLE:
+        columns = list(dict.fromkeys(column for row in values for column in row))
+        if len(values) == 1:
+            return {column: values[0].get(column) for column in columns}
+        return {column: [row.get(column) for row in values] for column in columns}
+    return values[0] if len(values) == 1 else list(values)
+
+
+def _error_record(error: BaseException | str | None, code: str | None) -> dict[str, Any]:
+    if isinstance(error, BaseException):
+        return {
+            "message": f"{type(error).__name__}: {error}",
+            "type": type(error).__name__,
+            "code": code or "UserError",
+            "traceback": "".join(traceback.format_exception(type(error), error, error.__traceback__)),
+        }
+    return {"message": "" if error is None else str(error), "code": code or "UserError"}
+
+
+def _iso(timestamp: float | None) -> str | None:
+    if timestamp is None:
+        return None
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(timestamp)) + f".{int(timestamp % 1 * 1000):03d}Z"

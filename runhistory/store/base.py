@@ -1,0 +1,217 @@
+"""The run-history store interface: the one narrow door between storage and the SDK.
+
+Every consumer (SDK objects, CLI, TensorBoard export, later the server) talks to a
+:class:`RunStore`; the embedded SQLite store, PostgreSQL and the HTTP client implement it.
+Records are plain frozen dataclasses so that they travel unchanged over any transport.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping, Sequence
+
+import numpy as np
+
+
+class RunStatus:
+    """The statuses a run moves through (Azure ML v1 names)."""
+
+    NOT_STARTED = "NotStarted"
+    QUEUED = "Queued"
+    STARTING = "Starting"
+    RUNNING = "Running"
+    COMPLETED = "Completed"
+    FAILED = "Failed"
+    CANCELED = "Canceled"
+
+    ALL = (NOT_STARTED, QUEUED, STARTING, RUNNING, COMPLETED, FAILED, CANCELED)
+    TERMINAL = frozenset({COMPLETED, FAILED, CANCELED})
+
+
+class MetricKind:
+    """How a metric series was logged, which decides how it reads back."""
+
+    SCALAR = "scalar"  # run.log: numbers or strings, a single value or a series
+    LIST = "list"  # run.log_list: always read back as a list
+    TABLE = "table"  # run.log_row / run.log_table: rows, read back as {column: [...]}
+    IMAGE = "image"  # run.log_image: file names of PNGs among the run's files
+
+    ALL = (SCALAR, LIST, TABLE, IMAGE)
+
+
+@dataclass(frozen=True)
+class ExperimentRecord:
+    """An experiment as stored."""
+
+    id: int
+    name: str
+    created_time: float
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """A run as stored (without its metrics, tags and properties)."""
+
+    id: str
+    experiment_id: int
+    experiment_name: str
+    number: int
+    display_name: str
+    status: str
+    parent_id: str | None
+    created_time: float
+    start_time: float | None
+    end_time: float | None
+    run_type: str
+    error: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class MetricBatch:
+    """Points of one series of one run, as the client buffered them.
+
+    ``steps`` holds ``None`` where the caller gave no step: the store then uses the
+    point's index in the series, so the default is right across processes.
+    """
+
+    run_id: str
+    name: str
+    kind: str
+    values: Sequence[Any]
+    steps: Sequence[int | None]
+    times: Sequence[float]
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class MetricSeries:
+    """A whole series read back: numpy arrays for steps and times, values as a list."""
+
+    name: str
+    kind: str
+    steps: np.ndarray
+    values: list[Any]
+    times: np.ndarray
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class MetricSummary:
+    """What ``runs show`` needs of a series without reading its points."""
+
+    name: str
+    kind: str
+    count: int
+    last_value: Any
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class RunFilter:
+    """Which runs :meth:`RunStore.list_runs` returns."""
+
+    experiment_id: int | None = None
+    parent_id: str | None = None
+    top_level_only: bool = False
+    status: str | None = None
+    tags: Mapping[str, str | None] = field(default_factory=dict)
+
+
+class RunStore(abc.ABC):
+    """Run history: experiments, runs, their tags, properties and metrics."""
+
+    uri: str
+
+    # experiments
+    @abc.abstractmethod
+    def get_or_create_experiment(self, name: str) -> ExperimentRecord:
+        """The experiment called ``name``, created if it does not exist."""
+
+    @abc.abstractmethod
+    def get_experiment(self, name: str) -> ExperimentRecord | None:
+        """The experiment called ``name``, or None."""
+
+    @abc.abstractmethod
+    def list_experiments(self) -> list[ExperimentRecord]:
+        """All experiments, by name."""
+
+    # runs
+    @abc.abstractmethod
+    def create_run(
+        self,
+        experiment_id: int,
+        *,
+        display_name: str | None = None,
+        parent_id: str | None = None,
+        status: str = RunStatus.RUNNING,
+        run_type: str = "interactive",
+    ) -> RunRecord:
+        """A new run with the next number of its experiment."""
+
+    @abc.abstractmethod
+    def get_run(self, run_id: str) -> RunRecord | None:
+        """The run with this id, or None."""
+
+    @abc.abstractmethod
+    def get_run_by_number(self, experiment_id: int, number: int) -> RunRecord | None:
+        """The run with this number in this experiment, or None."""
+
+    @abc.abstractmethod
+    def list_runs(self, run_filter: RunFilter) -> list[RunRecord]:
+        """Runs matching the filter, newest (highest number) first."""
+
+    @abc.abstractmethod
+    def set_status(
+        self,
+        run_id: str,
+        status: str,
+        *,
+        error: dict[str, Any] | None = None,
+        only_if_not_terminal: bool = True,
+    ) -> RunRecord:
+        """Move a run to ``status`` (stamping start/end times); returns the run as stored.
+
+        With ``only_if_not_terminal`` a run that has already ended keeps its status.
+        """
+
+    # tags and properties
+    @abc.abstractmethod
+    def set_tags(self, run_id: str, tags: Mapping[str, str | None]) -> None:
+        """Add or overwrite tags."""
+
+    @abc.abstractmethod
+    def get_tags(self, run_id: str) -> dict[str, str | None]:
+        """The run's tags."""
+
+    @abc.abstractmethod
+    def add_properties(self, run_id: str, properties: Mapping[str, str]) -> None:
+        """Add properties; a property, once set, cannot change its value."""
+
+    @abc.abstractmethod
+    def get_properties(self, run_id: str) -> dict[str, str]:
+        """The run's properties."""
+
+    # metrics
+    @abc.abstractmethod
+    def append_metrics(self, batches: Iterable[MetricBatch]) -> None:
+        """Append points to series, atomically for the whole call."""
+
+    @abc.abstractmethod
+    def get_metrics(
+        self, run_id: str, names: Sequence[str] | None = None, start: int = 0
+    ) -> dict[str, MetricSeries]:
+        """Series of one run by name (all when ``names`` is None), from point ``start`` on.
+
+        ``start`` lets a follower read only what is new since its last read.
+        """
+
+    @abc.abstractmethod
+    def get_metric_summaries(self, run_id: str) -> list[MetricSummary]:
+        """Kind, count and last value of each series of a run, by name."""
+
+    def after_fork(self) -> None:
+        """In a forked child: drop connections inherited from the parent; the default has none."""
+
+    def close(self) -> None:
+        """Release connections; the default has none."""

@@ -1,0 +1,88 @@
+"""Packing of metric points into compact byte blobs, and back.
+
+A series is stored as chunks of consecutive points. Numbers pack as little-endian
+int64 or float64 arrays (NaN and +-inf exactly as they are); anything else (strings,
+table rows, a mix) as JSON. Steps that equal the points' indexes are not stored at all.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Sequence
+
+import numpy as np
+
+INT64 = "i8"
+FLOAT64 = "f8"
+JSON = "json"
+
+
+def encode_values(values: Sequence[Any]) -> tuple[str, bytes]:
+    """Pack values as int64, float64 or JSON, whichever holds them exactly."""
+    try:
+        array = np.asarray(values)
+    except (ValueError, OverflowError):
+        array = None
+    if array is not None and array.ndim == 1:
+        if array.dtype == np.int64:
+            return INT64, array.astype("<i8", copy=False).tobytes()
+        if array.dtype == np.float64:
+            return FLOAT64, array.astype("<f8", copy=False).tobytes()
+    return JSON, json.dumps(list(values), allow_nan=True, separators=(",", ":")).encode()
+
+
+def decode_values(encoding: str, blob: bytes) -> list[Any]:
+    """The values of one chunk as Python objects."""
+    if encoding == INT64:
+        return np.frombuffer(blob, dtype="<i8").tolist()
+    if encoding == FLOAT64:
+        return np.frombuffer(blob, dtype="<f8").tolist()
+    return json.loads(blob)
+
+
+def resolve_steps(steps: list[int | None] | tuple[int | None, ...], first_index: int) -> np.ndarray:
+    """Steps as int64, a missing step (None) replaced by the point's index in the series."""
+    count = len(steps)
+    if steps.count(None) == count:
+        return np.arange(first_index, first_index + count, dtype=np.int64)
+    return np.fromiter(
+        (first_index + i if step is None else step for i, step in enumerate(steps)),
+        dtype=np.int64,
+        count=count,
+    )
+
+
+def encode_steps(steps: np.ndarray, first_index: int) -> bytes | None:
+    """None when every step is its point's index (the common case), else int64 bytes."""
+    if steps.size and steps[0] == first_index and steps[-1] == first_index + steps.size - 1:
+        if np.array_equal(steps, np.arange(first_index, first_index + steps.size)):
+            return None
+    return steps.astype("<i8", copy=False).tobytes()
+
+
+def decode_steps(blob: bytes | None, first_index: int, count: int) -> np.ndarray:
+    """The steps of one chunk."""
+    if blob is None:
+        return np.arange(first_index, first_index + count, dtype=np.int64)
+    return np.frombuffer(blob, dtype="<i8")
+
+
+def encode_times(times: Sequence[float]) -> bytes:
+    """Wall times (seconds since the epoch) as float64 bytes."""
+    return np.asarray(times, dtype="<f8").tobytes()
+
+
+def decode_times(blob: bytes) -> np.ndarray:
+    """The wall times of one chunk."""
+    return np.frombuffer(blob, dtype="<f8")
+
+
+def encode_json_value(value: Any) -> str:
+    """One value as JSON text, NaN and infinities included."""
+    return json.dumps(value, allow_nan=True)
+
+
+def decode_json_value(text: str | None) -> Any:
+    """The inverse of :func:`encode_json_value`."""
+    return None if text is None else json.loads(text)
+

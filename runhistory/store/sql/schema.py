@@ -1,0 +1,93 @@
+"""The tables of the SQL store, as SQLAlchemy Core tables (queries use these).
+
+The schema itself is created and changed only by the Alembic migrations next to this
+module; this file mirrors the newest migration.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData()
+
+experiments = Table(
+    "experiments",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(255), nullable=False, unique=True),
+    Column("created_time", Float, nullable=False),
+)
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("id", String(512), primary_key=True),
+    Column("experiment_id", Integer, ForeignKey("experiments.id"), nullable=False),
+    Column("number", Integer, nullable=False),
+    Column("display_name", String(255), nullable=False),
+    Column("status", String(32), nullable=False),
+    Column("parent_id", String(512), ForeignKey("runs.id"), nullable=True),
+    Column("run_type", String(32), nullable=False),
+    Column("created_time", Float, nullable=False),
+    Column("start_time", Float, nullable=True),
+    Column("end_time", Float, nullable=True),
+    Column("error", Text, nullable=True),
+    UniqueConstraint("experiment_id", "number", name="uq_runs_experiment_number"),
+    Index("ix_runs_parent_id", "parent_id"),
+)
+
+tags = Table(
+    "tags",
+    metadata,
+    Column("run_id", String(512), ForeignKey("runs.id"), primary_key=True),
+    Column("key", String(255), primary_key=True),
+    Column("value", Text, nullable=True),
+)
+
+properties = Table(
+    "properties",
+    metadata,
+    Column("run_id", String(512), ForeignKey("runs.id"), primary_key=True),
+    Column("key", String(255), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+metrics = Table(
+    "metrics",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", String(512), ForeignKey("runs.id"), nullable=False),
+    Column("name", String(255), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("description", Text, nullable=False),
+    Column("count", Integer, nullable=False),
+    Column("last_value", Text, nullable=True),
+    UniqueConstraint("run_id", "name", name="uq_metrics_run_name"),
+)
+
+# Points are stored packed: one row holds a run of consecutive points of one series.
+metric_chunks = Table(
+    "metric_chunks",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("metric_id", Integer, ForeignKey("metrics.id"), nullable=False),
+    Column("first_index", Integer, nullable=False),
+    Column("count", Integer, nullable=False),
+    Column("encoding", String(8), nullable=False),
+    Column("steps", LargeBinary, nullable=True),  # NULL: each step is the point's index
+    Column("vals", LargeBinary, nullable=False),
+    Column("times", LargeBinary, nullable=False),
+    Index("ix_metric_chunks_metric_first", "metric_id", "first_index"),
+)

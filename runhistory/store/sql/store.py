@@ -1,0 +1,388 @@
+"""The run-history store on a SQL database through SQLAlchemy Core.
+
+Scalar series are stored packed (see :mod:`runhistory.store.codec`): one row per
+flushed batch of a series instead of one row per point, which is what makes a
+million points write and read back in well under a second.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from contextlib import contextmanager
+from typing import Any, Iterable, Iterator, Mapping, Sequence
+
+import numpy as np
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from runhistory.errors import NotFoundError, RunHistoryError
+from runhistory.store import codec
+from runhistory.store.base import (
+    ExperimentRecord,
+    MetricBatch,
+    MetricSeries,
+    MetricSummary,
+    RunFilter,
+    RunRecord,
+    RunStatus,
+    RunStore,
+)
+from runhistory.store.sql.schema import experiments, metric_chunks, metrics, properties, runs, tags
+
+_RETRIES_WHEN_LOCKED = 8
+
+
+class SqlRunStore(RunStore):
+    """A :class:`RunStore` on any database SQLAlchemy reaches (SQLite for now)."""
+
+    def __init__(self, engine: Engine, uri: str) -> None:
+        self._engine = engine
+        self.uri = uri
+
+    # transactions
+    @contextmanager
+    def _reading(self) -> Iterator[Connection]:
+        with self._engine.connect() as connection:
+            with connection.begin():
+                yield connection
+
+    @contextmanager
+    def _writing(self) -> Iterator[Connection]:
+        with self._engine.connect().execution_options(writing=True) as connection:
+            with connection.begin():
+                yield connection
+
+    def _write(self, work, *args):
+        """Run ``work(connection, *args)`` in a write transaction, retrying while locked."""
+        for attempt in range(_RETRIES_WHEN_LOCKED):
+            try:
+                with self._writing() as connection:
+                    return work(connection, *args)
+            except sa.exc.OperationalError as exc:
+                if "locked" not in str(exc.orig) and "busy" not in str(exc.orig):
+                    raise RunHistoryError(f"The run history at {self.uri} could not be written: {exc.orig}") from exc
+                if attempt == _RETRIES_WHEN_LOCKED - 1:
+                    raise RunHistoryError(f"The run history at {self.uri} stayed locked by another process.") from exc
+                time.sleep(0.05 * 2**attempt)
+        raise AssertionError("unreachable")
+
+    # experiments
+    def get_or_create_experiment(self, name: str) -> ExperimentRecord:
+        found = self.get_experiment(name)
+        return found if found is not None else self._write(_insert_experiment, name)
+
+    def get_experiment(self, name: str) -> ExperimentRecord | None:
+        with self._reading() as connection:
+            row = connection.execute(sa.select(experiments).where(experiments.c.name == name)).first()
+        return None if row is None else ExperimentRecord(row.id, row.name, row.created_time)
+
+    def list_experiments(self) -> list[ExperimentRecord]:
+        with self._reading() as connection:
+            rows = connection.execute(sa.select(experiments).order_by(experiments.c.name)).all()
+        return [ExperimentRecord(row.id, row.name, row.created_time) for row in rows]
+
+    # runs
+    def create_run(
+        self,
+        experiment_id: int,
+        *,
+        display_name: str | None = None,
+        parent_id: str | None = None,
+        status: str = RunStatus.RUNNING,
+        run_type: str = "interactive",
+    ) -> RunRecord:
+        run_id = self._write(_insert_run, experiment_id, display_name, parent_id, status, run_type)
+        return self._require_run(run_id)
+
+    def get_run(self, run_id: str) -> RunRecord | None:
+        with self._reading() as connection:
+            row = connection.execute(_select_runs().where(runs.c.id == run_id)).first()
+        return None if row is None else _run_record(row)
+
+    def get_run_by_number(self, experiment_id: int, number: int) -> RunRecord | None:
+        query = _select_runs().where(runs.c.experiment_id == experiment_id, runs.c.number == number)
+        with self._reading() as connection:
+            row = connection.execute(query).first()
+        return None if row is None else _run_record(row)
+
+    def list_runs(self, run_filter: RunFilter) -> list[RunRecord]:
+        query = _select_runs()
+        if run_filter.experiment_id is not None:
+            query = query.where(runs.c.experiment_id == run_filter.experiment_id)
+        if run_filter.parent_id is not None:
+            query = query.where(runs.c.parent_id == run_filter.parent_id)
+        if run_filter.top_level_only:
+            query = query.where(runs.c.parent_id.is_(None))
+        if run_filter.status is not None:
+            query = query.where(runs.c.status == run_filter.status)
+        for key, value in run_filter.tags.items():
+            match = sa.select(tags.c.run_id).where(tags.c.key == key)
+            if value is not None:
+                match = match.where(tags.c.value == value)
+            query = query.where(runs.c.id.in_(match))
+        query = query.order_by(runs.c.experiment_id, runs.c.number.desc())
+        with self._reading() as connection:
+            return [_run_record(row) for row in connection.execute(query)]
+
+    def set_status(
+        self,
+        run_id: str,
+        status: str,
+        *,
+        error: dict[str, Any] | None = None,
+        only_if_not_terminal: bool = True,
+    ) -> RunRecord:
+        self._require_run(run_id)
+        self._write(_update_status, run_id, status, error, only_if_not_terminal)
+        return self._require_run(run_id)
+
+    def _require_run(self, run_id: str) -> RunRecord:
+        record = self.get_run(run_id)
+        if record is None:
+            raise NotFoundError(f"No run with id {run_id!r} in the run history at {self.uri}.")
+        return record
+
+    # tags and properties
+    def set_tags(self, run_id: str, new_tags: Mapping[str, str | None]) -> None:
+        self._require_run(run_id)
+        self._write(_upsert, tags, run_id, new_tags)
+
+    def get_tags(self, run_id: str) -> dict[str, str | None]:
+        return self._key_values(tags, run_id)
+
+    def add_properties(self, run_id: str, new_properties: Mapping[str, str]) -> None:
+        self._require_run(run_id)
+        self._write(_insert_properties, run_id, new_properties)
+
+    def get_properties(self, run_id: str) -> dict[str, str]:
+        return self._key_values(properties, run_id)
+
+    def _key_values(self, table: sa.Table, run_id: str) -> dict[str, Any]:
+        query = sa.select(table.c.key, table.c.value).where(table.c.run_id == run_id).order_by(table.c.key)
+        with self._reading() as connection:
+            return {row.key: row.value for row in connection.execute(query)}
+
+    # metrics
+    def append_metrics(self, batches: Iterable[MetricBatch]) -> None:
+        batches = [batch for batch in batches if len(batch.values)]
+        if batches:
+            self._write(_append_batches, batches)
+
+    def get_metrics(
+        self, run_id: str, names: Sequence[str] | None = None, start: int = 0
+    ) -> dict[str, MetricSeries]:
+        series_query = sa.select(metrics).where(metrics.c.run_id == run_id).order_by(metrics.c.name)
+        if names is not None:
+            series_query = series_query.where(metrics.c.name.in_(list(names)))
+        with self._reading() as connection:
+            series_rows = connection.execute(series_query).all()
+            chunks = _chunks_by_metric(connection, [row.id for row in series_rows], start)
+        return {row.name: _series(row, chunks.get(row.id, []), start) for row in series_rows}
+
+    def get_metric_summaries(self, run_id: str) -> list[MetricSummary]:
+        query = sa.select(metrics).where(metrics.c.run_id == run_id).order_by(metrics.c.name)
+        with self._reading() as connection:
+            rows = connection.execute(query).all()
+        return [
+            MetricSummary(row.name, row.kind, row.count, codec.decode_json_value(row.last_value), row.description)
+            for row in rows
+        ]
+
+    def after_fork(self) -> None:
+        self._engine.dispose(close=False)
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+
+# --- write transactions (each takes the connection first) ---
+
+
+def _insert_experiment(connection: Connection, name: str) -> ExperimentRecord:
+    existing = connection.execute(sa.select(experiments).where(experiments.c.name == name)).first()
+    if existing is not None:  # another process created it since our read
+        return ExperimentRecord(existing.id, existing.name, existing.created_time)
+    created = time.time()
+    result = connection.execute(sa.insert(experiments).values(name=name, created_time=created))
+    return ExperimentRecord(result.inserted_primary_key[0], name, created)
+
+
+def _insert_run(
+    connection: Connection,
+    experiment_id: int,
+    display_name: str | None,
+    parent_id: str | None,
+    status: str,
+    run_type: str,
+) -> str:
+    number = connection.execute(
+        sa.select(sa.func.coalesce(sa.func.max(runs.c.number), 0) + 1).where(runs.c.experiment_id == experiment_id)
+    ).scalar_one()
+    experiment_name = connection.execute(
+        sa.select(experiments.c.name).where(experiments.c.id == experiment_id)
+    ).scalar_one()
+    now = time.time()
+    if parent_id is None:
+        run_id = f"{experiment_name}_{int(now)}_{secrets.token_hex(4)}"
+    else:
+        siblings = connection.execute(
+            sa.select(sa.func.count()).select_from(runs).where(runs.c.parent_id == parent_id)
+        ).scalar_one()
+        run_id = f"{parent_id}_{siblings}"
+    connection.execute(
+        sa.insert(runs).values(
+            id=run_id,
+            experiment_id=experiment_id,
+            number=number,
+            display_name=display_name or run_id,
+            status=status,
+            parent_id=parent_id,
+            run_type=run_type,
+            created_time=now,
+            start_time=now if status == RunStatus.RUNNING else None,
+        )
+    )
+    return run_id
+
+
+def _update_status(
+    connection: Connection, run_id: str, status: str, error: dict[str, Any] | None, only_if_not_terminal: bool
+) -> None:
+    now = time.time()
+    values: dict[str, Any] = {"status": status}
+    if status == RunStatus.RUNNING:
+        values["start_time"] = sa.func.coalesce(runs.c.start_time, now)
+    if status in RunStatus.TERMINAL:
+        values["end_time"] = now
+        values["start_time"] = sa.func.coalesce(runs.c.start_time, now)
+    if error is not None:
+        values["error"] = json.dumps(error)
+    update = sa.update(runs).where(runs.c.id == run_id).values(**values)
+    if only_if_not_terminal:
+        update = update.where(runs.c.status.not_in(list(RunStatus.TERMINAL)))
+    connection.execute(update)
+
+
+def _upsert(connection: Connection, table: sa.Table, run_id: str, items: Mapping[str, Any]) -> None:
+    keys = list(items)
+    connection.execute(sa.delete(table).where(table.c.run_id == run_id, table.c.key.in_(keys)))
+    connection.execute(sa.insert(table), [{"run_id": run_id, "key": k, "value": items[k]} for k in keys])
+
+
+def _insert_properties(connection: Connection, run_id: str, items: Mapping[str, str]) -> None:
+    query = sa.select(properties.c.key, properties.c.value).where(
+        properties.c.run_id == run_id, properties.c.key.in_(list(items))
+    )
+    existing = {row.key: row.value for row in connection.execute(query)}
+    for key, value in existing.items():
+        if value != items[key]:
+            raise RunHistoryError(
+                f"Property {key!r} of run {run_id} is already {value!r}; properties cannot change "
+                f"(use tags for values that change)."
+            )
+    new = [{"run_id": run_id, "key": k, "value": v} for k, v in items.items() if k not in existing]
+    if new:
+        connection.execute(sa.insert(properties), new)
+
+
+def _append_batches(connection: Connection, batches: list[MetricBatch]) -> None:
+    chunk_rows = []
+    for batch in batches:
+        metric_id, first_index = _open_series(connection, batch)
+        steps = codec.resolve_steps(batch.steps, first_index)
+        encoding, vals = codec.encode_values(batch.values)
+        chunk_rows.append(
+            {
+                "metric_id": metric_id,
+                "first_index": first_index,
+                "count": len(batch.values),
+                "encoding": encoding,
+                "steps": codec.encode_steps(steps, first_index),
+                "vals": vals,
+                "times": codec.encode_times(batch.times),
+            }
+        )
+        connection.execute(
+            sa.update(metrics)
+            .where(metrics.c.id == metric_id)
+            .values(count=first_index + len(batch.values), last_value=codec.encode_json_value(batch.values[-1]))
+        )
+    connection.execute(sa.insert(metric_chunks), chunk_rows)
+
+
+def _open_series(connection: Connection, batch: MetricBatch) -> tuple[int, int]:
+    """The series' id and its current length, creating it when new."""
+    row = connection.execute(
+        sa.select(metrics.c.id, metrics.c.count).where(metrics.c.run_id == batch.run_id, metrics.c.name == batch.name)
+    ).first()
+    if row is not None:
+        return row.id, row.count
+    result = connection.execute(
+        sa.insert(metrics).values(
+            run_id=batch.run_id, name=batch.name, kind=batch.kind, description=batch.description, count=0
+        )
+    )
+    return result.inserted_primary_key[0], 0
+
+
+# --- reads ---
+
+
+def _select_runs() -> sa.Select:
+    return sa.select(runs, experiments.c.name.label("experiment_name")).join(
+        experiments, experiments.c.id == runs.c.experiment_id
+    )
+
+
+def _run_record(row) -> RunRecord:
+    return RunRecord(
+        id=row.id,
+        experiment_id=row.experiment_id,
+        experiment_name=row.experiment_name,
+        number=row.number,
+        display_name=row.display_name,
+        status=row.status,
+        parent_id=row.parent_id,
+        created_time=row.created_time,
+        start_time=row.start_time,
+        end_time=row.end_time,
+        run_type=row.run_type,
+        error=None if row.error is None else json.loads(row.error),
+    )
+
+
+def _chunks_by_metric(connection: Connection, metric_ids: list[int], start: int) -> dict[int, list]:
+    if not metric_ids:
+        return {}
+    query = (
+        sa.select(metric_chunks)
+        .where(
+            metric_chunks.c.metric_id.in_(metric_ids),
+            metric_chunks.c.first_index + metric_chunks.c.count > start,
+        )
+        .order_by(metric_chunks.c.metric_id, metric_chunks.c.first_index)
+    )
+    grouped: dict[int, list] = {}
+    for chunk in connection.execute(query):
+        grouped.setdefault(chunk.metric_id, []).append(chunk)
+    return grouped
+
+
+def _series(row, chunks: list, start: int) -> MetricSeries:
+    steps, values, times = [], [], []
+    for chunk in chunks:
+        skip = max(0, start - chunk.first_index)
+        steps.append(codec.decode_steps(chunk.steps, chunk.first_index, chunk.count)[skip:])
+        values.extend(codec.decode_values(chunk.encoding, chunk.vals)[skip:])
+        times.append(codec.decode_times(chunk.times)[skip:])
+    empty_int, empty_float = np.empty(0, np.int64), np.empty(0, np.float64)
+    return MetricSeries(
+        name=row.name,
+        kind=row.kind,
+        steps=np.concatenate(steps) if steps else empty_int,
+        values=values,
+        times=np.concatenate(times) if times else empty_float,
+        description=row.description,
+    )
