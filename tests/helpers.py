@@ -1,0 +1,36 @@
+"""Helpers for tests that start real child processes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+ENV_VARS = ("RUNHISTORY_TRACKING_URI", "RUNHISTORY_ARTIFACT_URI", "RUNHISTORY_RUN_ID", "RUNHISTORY_FLUSH_INTERVAL")
+
+
+def python_env(**extra: str) -> dict[str, str]:
+    """The environment for a child Python process: this one's, without runhistory's variables, plus ``extra``."""
+    env = {key: value for key, value in os.environ.items() if key not in ENV_VARS}
+    env.update(extra)
+    return env
+
+
+def start_python(code: str, **env: str) -> subprocess.Popen:
+    """Start ``python -c code`` (dedented) with stdout and stderr piped."""
+    return subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        env=python_env(**env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def run_python(code: str, timeout: float = 120, **env: str) -> subprocess.CompletedProcess:
+    """Run ``python -c code`` to the end; fails the test with its stderr if it exits non-zero."""
+    process = start_python(code, **env)
+    out, err = process.communicate(timeout=timeout)
+    assert process.returncode == 0, f"child exited {process.returncode}:\n{err}"
+    return subprocess.CompletedProcess(process.args, process.returncode, out, err)
