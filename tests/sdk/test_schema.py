@@ -8,7 +8,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
 from runhistory.store.sql.engine import head_revision, open_sqlite
-from runhistory.store.sql.schema import metadata
+from runhistory.store.sql.schema import SCHEMA_REVISION, metadata
 
 
 def test_migrations_build_exactly_the_schema_the_code_queries(tmp_path: Path) -> None:
@@ -17,7 +17,7 @@ def test_migrations_build_exactly_the_schema_the_code_queries(tmp_path: Path) ->
         differences = compare_metadata(MigrationContext.configure(connection), metadata)
         revision = connection.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
     assert differences == []
-    assert revision == head_revision()
+    assert revision == head_revision() == SCHEMA_REVISION
 
 
 def test_sqlite_runs_in_wal_mode_with_a_busy_timeout(tmp_path: Path) -> None:

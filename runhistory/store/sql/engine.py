@@ -16,6 +16,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
 from runhistory.errors import RunHistoryError, SchemaVersionError
+from runhistory.store.sql.schema import SCHEMA_REVISION
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 SQLITE_BUSY_TIMEOUT_S = 60.0
@@ -66,7 +67,7 @@ def open_sqlite(db_path: Path) -> Engine:
     """Open (creating or upgrading as needed) the SQLite database of a workspace."""
     db_path.parent.mkdir(parents=True, exist_ok=True)
     engine = create_sqlite_engine(db_path)
-    if _stored_revision(engine) != head_revision():
+    if _stored_revision(engine) != SCHEMA_REVISION:
         with FileLock(str(db_path) + ".lock", timeout=SQLITE_BUSY_TIMEOUT_S):
             migrate(engine, where=str(db_path))
     return engine
