@@ -34,19 +34,20 @@ class Workspace:
 
     @classmethod
     def from_config(cls, path: str | os.PathLike | None = None) -> "Workspace":
-        """The workspace named by ``$RUNHISTORY_TRACKING_URI``, else by the nearest config.json.
+        """The workspace of the config at ``path`` (a file, or a folder holding one) when given;
+        else the one named by ``$RUNHISTORY_TRACKING_URI``; else the nearest config.
 
-        The config is searched in ``path`` (a file or folder) when given, else in the
-        working folder and its parents, as ``.runhistory/config.json`` or ``config.json``.
-        Where there is none, the embedded default ``./.runhistory/`` is created and used.
+        The config is searched in the working folder and its parents, as
+        ``.runhistory/config.json`` or ``config.json``. Where there is none, the embedded
+        default ``./.runhistory/`` is created and used.
         """
-        if os.environ.get(ENV_TRACKING_URI):
-            return cls(os.environ[ENV_TRACKING_URI], os.environ.get(ENV_ARTIFACT_URI) or None)
         if path is not None:
             config = _config_at(Path(path))
             if config is None:
                 raise NotFoundError(f"No runhistory config.json at {Path(path).resolve()}.")
             return cls._from_config_file(config)
+        if os.environ.get(ENV_TRACKING_URI):
+            return cls(os.environ[ENV_TRACKING_URI], os.environ.get(ENV_ARTIFACT_URI) or None)
         for folder in [Path.cwd(), *Path.cwd().parents]:
             config = _config_at(folder)
             if config is not None:

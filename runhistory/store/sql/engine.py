@@ -67,9 +67,13 @@ def open_sqlite(db_path: Path) -> Engine:
     """Open (creating or upgrading as needed) the SQLite database of a workspace."""
     db_path.parent.mkdir(parents=True, exist_ok=True)
     engine = create_sqlite_engine(db_path)
-    if _stored_revision(engine) != SCHEMA_REVISION:
-        with FileLock(str(db_path) + ".lock", timeout=SQLITE_BUSY_TIMEOUT_S):
-            migrate(engine, where=str(db_path))
+    try:
+        if _stored_revision(engine) != SCHEMA_REVISION:
+            with FileLock(str(db_path) + ".lock", timeout=SQLITE_BUSY_TIMEOUT_S):
+                migrate(engine, where=str(db_path))
+    except sa.exc.DatabaseError as exc:
+        engine.dispose()
+        raise RunHistoryError(f"Cannot open {db_path} as a runhistory workspace database: {exc.orig}.") from exc
     return engine
 
 

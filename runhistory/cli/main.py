@@ -1,0 +1,33 @@
+"""The ``runhistory`` command: the root group, with every command group registered on it."""
+
+from __future__ import annotations
+
+import click
+
+from runhistory import __version__
+from runhistory.cli.common import WORKSPACE_HELP, RunHistoryGroup, remember_root_workspace
+from runhistory.cli.experiments import experiments_group
+from runhistory.cli.runs import runs_group
+
+
+@click.group("runhistory", cls=RunHistoryGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", "-V", prog_name="runhistory")
+@click.option(
+    "--workspace",
+    "-w",
+    metavar="PATH|URI",
+    expose_value=False,
+    is_eager=True,
+    callback=remember_root_workspace,
+    help=WORKSPACE_HELP + " Every subcommand also takes it.",
+)
+def cli() -> None:
+    """Experiment run history with TensorBoard built in."""
+
+
+cli.add_command(experiments_group)
+cli.add_command(runs_group)
+
+
+if __name__ == "__main__":
+    cli(prog_name="runhistory")

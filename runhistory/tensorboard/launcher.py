@@ -1,0 +1,409 @@
+"""Run the real TensorBoard (the ``tensorboard`` package) as a child process.
+
+:class:`TensorboardServer` starts ``python -m tensorboard.main`` in its own session (process
+group), drains its output on a thread, waits until it answers HTTP, and stops the whole process
+group (TensorBoard and its Rust data server) on :meth:`~TensorboardServer.stop`, when the
+object is garbage-collected, and at interpreter exit. On Linux the child also gets SIGTERM if
+the parent dies without cleaning up (``PR_SET_PDEATHSIG``; set only when started from the
+main thread, because the kernel ties it to the thread that spawned the child).
+"""
+
+from __future__ import annotations
+
+import collections
+import errno
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+import weakref
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import IO
+
+from runhistory.errors import TensorboardError
+
+__all__ = ["TensorboardServer"]
+
+_OUTPUT_LINES = 200
+_URL_PATTERN = re.compile(r"TensorBoard \S+ at http://\S+?:(\d+)/")
+
+# Runs in the child: ask for SIGTERM when the parent thread dies, bail out if the parent is
+# already gone, then run TensorBoard's own entry point with the remaining arguments.
+_BOOTSTRAP = """\
+import os, runpy, signal, sys
+parent = int(sys.argv[1])
+if parent and sys.platform.startswith("linux"):
+    try:
+        import ctypes
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM), 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() != parent:
+        sys.exit(1)
+sys.argv = ["tensorboard"] + sys.argv[2:]
+runpy.run_module("tensorboard.main", run_name="__main__", alter_sys=True)
+"""
+
+
+def _flag_bool(value: bool) -> str:
+    """TensorBoard's spelling of a boolean flag value."""
+    return "true" if value else "false"
+
+
+def _check_port_free(host: str, port: int) -> None:
+    """Raise TensorboardError when ``host:port`` cannot be bound (as TensorBoard binds it)."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise TensorboardError(f"cannot resolve TensorBoard host {host!r}: {exc}") from exc
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            if exc.errno in (errno.EADDRINUSE, errno.EACCES):
+                raise TensorboardError(
+                    f"port {port} on {host} is already in use; pick another port or port=0"
+                ) from exc
+            raise TensorboardError(f"cannot bind {host}:{port} for TensorBoard: {exc}") from exc
+
+
+def _live_group_members(pgid: int) -> list[int]:
+    """Pids of the non-zombie processes in process group ``pgid``."""
+    proc = Path("/proc")
+    if not proc.is_dir():
+        try:
+            os.killpg(pgid, 0)
+        except (ProcessLookupError, PermissionError):
+            return []
+        return [pgid]
+    members = []
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rfind(")") + 2 :].split()
+        if len(fields) > 2 and fields[0] != "Z" and int(fields[2]) == pgid:
+            members.append(int(entry.name))
+    return members
+
+
+def _signal_group(pgid: int, sig: signal.Signals) -> None:
+    """Send ``sig`` to a process group that may already be gone."""
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+class _Child:
+    """A running TensorBoard process group and the thread that drains its output.
+
+    Kept apart from :class:`TensorboardServer` so that a ``weakref.finalize`` can stop it
+    without keeping the server alive.
+    """
+
+    def __init__(self, command: list[str], log_path: Path | None) -> None:
+        """Spawn ``command`` in a new session with its output piped to a drain thread."""
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        self.lines: collections.deque[str] = collections.deque(maxlen=_OUTPUT_LINES)
+        self.url_seen = threading.Event()
+        self.served_port: int | None = None
+        self._log: IO[str] | None = open(log_path, "a", encoding="utf-8") if log_path else None  # noqa: SIM115
+        self.popen = subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env=env,
+            text=True,
+            encoding="utf-8",
+            errors="replace",
+            close_fds=True,
+        )
+        self.pgid = self.popen.pid
+        self.thread = threading.Thread(
+            target=self._drain, name=f"tensorboard-output-{self.popen.pid}", daemon=True
+        )
+        self.thread.start()
+
+    def _drain(self) -> None:
+        """Read output lines until every process of the group has closed the pipe."""
+        assert self.popen.stdout is not None
+        for line in self.popen.stdout:
+            self.lines.append(line.rstrip("\n"))
+            if self._log is not None:
+                self._log.write(line)
+                self._log.flush()
+            match = _URL_PATTERN.search(line)
+            if match and not self.url_seen.is_set():
+                self.served_port = int(match.group(1))
+                self.url_seen.set()
+        self.url_seen.set()
+
+    def output(self, count: int = 20) -> str:
+        """The last ``count`` lines TensorBoard printed."""
+        return "\n".join(list(self.lines)[-count:])
+
+    def terminate(self, grace: float = 5.0) -> None:
+        """SIGTERM the group, SIGKILL it after ``grace`` seconds, reap, and join the thread."""
+        if self.popen.poll() is None or _live_group_members(self.pgid):
+            _signal_group(self.pgid, signal.SIGTERM)
+        try:
+            self.popen.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            _signal_group(self.pgid, signal.SIGKILL)
+            self.popen.wait()
+        deadline = time.monotonic() + grace
+        while _live_group_members(self.pgid):
+            if time.monotonic() > deadline:
+                _signal_group(self.pgid, signal.SIGKILL)
+                deadline = time.monotonic() + grace
+            time.sleep(0.02)
+        self.thread.join(timeout=grace)
+        if self.popen.stdout is not None:
+            self.popen.stdout.close()
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+
+def _http_ok(url: str, timeout: float) -> bool:
+    """True when GET ``url`` answers 200."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return response.status == 200
+    except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
+        return False
+
+
+class TensorboardServer:
+    """The real TensorBoard serving ``logdir``, as a child process.
+
+    ``load_fast``: True uses the Rust data server (``--load_fast=true``), False the Python
+    loader, None lets TensorBoard choose (``auto``). ``port=0`` picks a free port. All event
+    files of a run folder are followed (``--reload_multifile=true``, never considered
+    inactive). ``samples_per_plugin`` (e.g. ``{"scalars": 0}``; 0 means all) overrides
+    TensorBoard's downsampling, which keeps 1000 scalar points and 10 images per tag.
+    ``extra_args`` go to TensorBoard as they are. ``log_path`` receives TensorBoard's output.
+    """
+
+    def __init__(
+        self,
+        logdir: str | os.PathLike[str],
+        port: int = 6006,
+        host: str = "127.0.0.1",
+        reload_interval: float = 1.0,
+        load_fast: bool | None = None,
+        *,
+        window_title: str | None = None,
+        samples_per_plugin: Mapping[str, int] | None = None,
+        extra_args: Sequence[str] = (),
+        log_path: str | os.PathLike[str] | None = None,
+    ) -> None:
+        """Describe the server; nothing runs until :meth:`start`."""
+        if not 0 <= int(port) <= 65535:
+            raise TensorboardError(f"port {port} is not a TCP port number")
+        if reload_interval < 0:
+            raise TensorboardError(f"reload_interval must be >= 0, got {reload_interval}")
+        self._logdir = Path(logdir).expanduser().absolute()
+        self._requested_port = int(port)
+        self._host = host
+        self._reload_interval = float(reload_interval)
+        self._load_fast = load_fast
+        self._window_title = window_title
+        self._samples_per_plugin = dict(samples_per_plugin or {})
+        self._extra_args = list(extra_args)
+        self._log_path = Path(log_path) if log_path is not None else None
+        self._child: _Child | None = None
+        self._finalizer: weakref.finalize | None = None
+        self._port: int | None = None
+        self._lock = threading.RLock()
+
+    @property
+    def logdir(self) -> Path:
+        """The folder TensorBoard serves."""
+        return self._logdir
+
+    @property
+    def port(self) -> int | None:
+        """The port served on (known once started when port=0 was asked)."""
+        if self._port is not None:
+            return self._port
+        return self._requested_port or None
+
+    @property
+    def url(self) -> str | None:
+        """``http://host:port/``, or None while the port is unknown."""
+        port = self.port
+        if port is None:
+            return None
+        host = f"[{self._host}]" if ":" in self._host else self._host
+        return f"http://{host}:{port}/"
+
+    @property
+    def pid(self) -> int | None:
+        """Pid of the TensorBoard process (also its process group id), None when stopped."""
+        return self._child.popen.pid if self._child is not None else None
+
+    @property
+    def running(self) -> bool:
+        """True while the TensorBoard process is alive."""
+        return self._child is not None and self._child.popen.poll() is None
+
+    def command(self) -> list[str]:
+        """The TensorBoard command line (after the bootstrap that sets the death signal)."""
+        load_fast = {None: "auto", True: "true", False: "false"}[self._load_fast]
+        args = [
+            "--logdir", str(self._logdir),
+            "--host", self._host,
+            "--port", str(self._requested_port),
+            "--reload_interval", repr(self._reload_interval),
+            "--load_fast", load_fast,
+            "--reload_multifile", _flag_bool(True),
+            "--reload_multifile_inactive_secs", "-1",
+        ]  # fmt: skip
+        if self._window_title:
+            args += ["--window_title", self._window_title]
+        if self._samples_per_plugin:
+            pairs = ",".join(f"{k}={v}" for k, v in self._samples_per_plugin.items())
+            args += ["--samples_per_plugin", pairs]
+        return args + self._extra_args
+
+    def start(self, timeout: float = 60.0) -> str:
+        """Start TensorBoard and return its URL once it answers HTTP.
+
+        Raises TensorboardError when the logdir is a file, the port is busy, TensorBoard exits
+        early (with its last output lines), or it does not answer within ``timeout`` seconds.
+        """
+        with self._lock:
+            if self.running:
+                return self.url or ""
+            self._stop_child()
+            self._check_logdir()
+            if self._requested_port:
+                _check_port_free(self._host, self._requested_port)
+            self._spawn()
+            try:
+                return self._wait_ready(timeout)
+            except BaseException:
+                self._stop_child()
+                raise
+
+    def _check_logdir(self) -> None:
+        """Refuse a logdir that exists but is not a folder."""
+        if self._logdir.exists() and not self._logdir.is_dir():
+            raise TensorboardError(f"TensorBoard logdir {self._logdir} is not a folder")
+
+    def _spawn(self) -> None:
+        """Start the child process and register its cleanup."""
+        on_main_thread = threading.current_thread() is threading.main_thread()
+        parent = os.getpid() if on_main_thread else 0
+        command = [sys.executable, "-c", _BOOTSTRAP, str(parent), *self.command()]
+        try:
+            child = _Child(command, self._log_path)
+        except OSError as exc:
+            raise TensorboardError(f"could not start TensorBoard: {exc}") from exc
+        self._child = child
+        self._finalizer = weakref.finalize(self, child.terminate)
+
+    def _wait_ready(self, timeout: float) -> str:
+        """Wait for the serving line, then for HTTP 200 on /data/environment."""
+        child = self._child
+        assert child is not None
+        deadline = time.monotonic() + timeout
+        while not child.url_seen.wait(0.05):
+            self._raise_if_exited(child)
+            if time.monotonic() > deadline:
+                raise self._timeout_error(timeout, child)
+        self._raise_if_exited(child)
+        if child.served_port is None:
+            raise self._exit_error(child)
+        self._port = child.served_port
+        probe = f"{self.url}data/environment"
+        while not _http_ok(probe, timeout=2.0):
+            self._raise_if_exited(child)
+            if time.monotonic() > deadline:
+                raise self._timeout_error(timeout, child)
+            time.sleep(0.02)
+        return self.url or ""
+
+    def _raise_if_exited(self, child: _Child) -> None:
+        """Raise with TensorBoard's output if it has exited."""
+        if child.popen.poll() is not None:
+            child.thread.join(timeout=2.0)
+            raise self._exit_error(child)
+
+    def _exit_error(self, child: _Child) -> TensorboardError:
+        """The error for a TensorBoard that stopped before serving."""
+        output = child.output()
+        if "could not bind to port" in output:
+            return TensorboardError(
+                f"port {self._requested_port} on {self._host} is already in use "
+                f"(TensorBoard said: {output.splitlines()[-1]})"
+            )
+        return TensorboardError(
+            f"TensorBoard for {self._logdir} exited with code {child.popen.poll()} "
+            f"before serving; its last output:\n{output}"
+        )
+
+    def _timeout_error(self, timeout: float, child: _Child) -> TensorboardError:
+        """The error for a TensorBoard that did not answer in time."""
+        return TensorboardError(
+            f"TensorBoard for {self._logdir} did not answer within {timeout:g} s; "
+            f"its last output:\n{child.output()}"
+        )
+
+    def output(self, count: int = 20) -> str:
+        """The last ``count`` lines TensorBoard printed (empty before start)."""
+        return self._child.output(count) if self._child is not None else ""
+
+    def _stop_child(self, grace: float = 5.0) -> None:
+        """Terminate the child, if any."""
+        child, finalizer = self._child, self._finalizer
+        self._child, self._finalizer = None, None
+        if finalizer is not None:
+            finalizer.detach()
+        if child is not None:
+            child.terminate(grace)
+
+    def stop(self, grace: float = 5.0) -> None:
+        """Stop TensorBoard and its data server: SIGTERM, then SIGKILL after ``grace`` s.
+
+        Leaves no process behind and frees the port; stopping twice is harmless.
+        """
+        with self._lock:
+            self._stop_child(grace)
+            self._port = None
+
+    def __enter__(self) -> TensorboardServer:
+        """Start the server (if not running) and return it."""
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        """Stop the server."""
+        self.stop()
+
+    def __repr__(self) -> str:
+        """Show the logdir, URL and state."""
+        state = "running" if self.running else "stopped"
+        return f"TensorboardServer({str(self._logdir)!r}, url={self.url!r}, {state})"

@@ -1,0 +1,33 @@
+"""``runhistory experiments list``."""
+
+from __future__ import annotations
+
+from runhistory import Experiment
+
+from tests.cli.support import assert_fits, row_of
+
+
+def test_lists_every_experiment_with_its_run_counts(populated, invoke):
+    result = invoke("experiments", "list", "--workspace", str(populated.path))
+    assert result.exit_code == 0, result.output
+    assert row_of(result.stdout, "experiment")[:4] == ["experiment", "runs", "child", "runs"]
+    mnist = row_of(result.stdout, "mnist")
+    assert mnist[1:3] == ["2", "3"]  # 2 top-level runs, 3 child runs
+    assert len(mnist) == 5  # name, runs, child runs, date, time
+    assert row_of(result.stdout, "cifar")[1:3] == ["1", "0"]
+    assert_fits(result.stdout)
+
+
+def test_an_experiment_without_runs_has_no_last_run_time(populated, invoke):
+    Experiment(populated.workspace, "empty")
+    result = invoke("experiments", "list", "-w", str(populated.path))
+    assert row_of(result.stdout, "empty") == ["empty", "0", "0"]
+
+
+def test_an_empty_workspace_says_so(tmp_path, invoke):
+    from runhistory import Workspace
+
+    Workspace.create(tmp_path / "fresh")
+    result = invoke("experiments", "list", "-w", str(tmp_path / "fresh"))
+    assert result.exit_code == 0
+    assert "No experiments in the workspace at" in result.stdout

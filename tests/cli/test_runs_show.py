@@ -1,0 +1,105 @@
+"""``runhistory runs show RUN``."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.cli.support import assert_fits, assert_one_line_error, row_of
+
+
+@pytest.fixture
+def shown(populated, invoke) -> str:
+    """The output of ``runs show mnist:1`` (the baseline run)."""
+    result = invoke("runs", "show", "mnist:1", "-w", str(populated.path))
+    assert result.exit_code == 0, result.output
+    assert_fits(result.stdout)
+    return result.stdout
+
+
+def _section(text: str, title: str) -> str:
+    """The lines of one section of ``runs show``, from its title to the next blank line."""
+    lines = text.splitlines()
+    start = lines.index(title)
+    end = next((i for i in range(start + 1, len(lines)) if not lines[i].strip()), len(lines))
+    return "\n".join(lines[start:end])
+
+
+def test_header_has_identity_status_and_times(populated, shown):
+    assert row_of(shown, "Run") == ["Run", "mnist:1"]
+    assert row_of(shown, "Id") == ["Id", populated.baseline.id]
+    assert row_of(shown, "Name") == ["Name", "baseline"]
+    assert row_of(shown, "Status") == ["Status", "Completed"]
+    assert row_of(shown, "Type") == ["Type", "interactive"]
+    for key in ("Created", "Started", "Ended"):
+        assert len(row_of(shown, key)) == 3  # key, date, time
+    assert row_of(shown, "Duration")[1].endswith("s")
+    assert "Error" not in shown
+
+
+def test_children_are_a_tree(shown):
+    tree = _section(shown, "Children").splitlines()
+    assert tree[1].split() == ["#1", "baseline", "Completed"]
+    assert tree[2].split() == ["├──", "#2", "c1", "Completed"]
+    assert tree[3].split() == ["│", "└──", "#3", "grandchild", "Completed"]
+    assert tree[4].split() == ["└──", "#4", "c2", "Failed"]
+
+
+def test_metrics_show_kind_count_and_last_value(shown):
+    metrics = _section(shown, "Metrics")
+    assert row_of(metrics, "loss") == ["loss", "scalar", "5", "0.2"]
+    assert row_of(metrics, "accuracy") == ["accuracy", "scalar", "1", "0.987654"]
+    assert row_of(metrics, "diverged") == ["diverged", "scalar", "1", "nan"]
+    assert row_of(metrics, "bound") == ["bound", "scalar", "1", "inf"]
+    assert row_of(metrics, "note") == ["note", "scalar", "1", "hello", "world"]
+    assert row_of(metrics, "epochs") == ["epochs", "scalar", "1", "12"]
+    assert row_of(metrics, "lrs") == ["lrs", "list", "3", "0.001"]
+    assert row_of(metrics, "roc") == ["roc", "table", "2", "fpr=0.2,", "tpr=0.9"]
+    assert "depth" not in metrics  # the grandchild's metric is its own
+
+
+def test_tags_properties_and_files(shown):
+    assert row_of(_section(shown, "Tags"), "optimizer") == ["optimizer", "adam"]
+    assert row_of(_section(shown, "Tags"), "best") == ["best"]
+    assert row_of(_section(shown, "Properties"), "framework") == ["framework", "torch"]
+    assert row_of(_section(shown, "Files"), "outputs/notes.txt") == ["outputs/notes.txt", "1.5", "KiB"]
+
+
+def test_by_id_shows_the_same_run(populated, invoke, shown):
+    by_id = invoke("runs", "show", populated.baseline.id, "-w", str(populated.path))
+    assert by_id.exit_code == 0
+    assert by_id.stdout == shown
+
+
+def test_a_child_shows_its_parent_and_its_own_children(populated, invoke):
+    result = invoke("runs", "show", "mnist:2", "-w", str(populated.path))
+    assert row_of(result.stdout, "Parent") == ["Parent", populated.baseline.id]
+    assert [line.split() for line in _section(result.stdout, "Children").splitlines()[1:]] == [
+        ["#2", "c1", "Completed"],
+        ["└──", "#3", "grandchild", "Completed"],
+    ]
+    assert "Metrics: none" in result.stdout
+
+
+def test_a_failed_run_shows_its_error(populated, invoke):
+    result = invoke("runs", "show", "mnist:4", "-w", str(populated.path))
+    assert row_of(result.stdout, "Status") == ["Status", "Failed"]
+    assert row_of(result.stdout, "Error") == ["Error", "ValueError:", "bad", "learning", "rate"]
+    assert "Traceback" not in result.stdout  # the message, not the stored traceback
+    assert "Children: none" in result.stdout
+
+
+def test_a_running_run_has_no_end_but_a_duration_so_far(populated, invoke):
+    result = invoke("runs", "show", "cifar:1", "-w", str(populated.path))
+    assert row_of(result.stdout, "Status") == ["Status", "Running"]
+    assert row_of(result.stdout, "Ended") == ["Ended"]
+    assert len(row_of(result.stdout, "Duration")) == 2
+    assert row_of(result.stdout, "step_loss") == ["step_loss", "scalar", "1", "0.5"]
+
+
+@pytest.mark.parametrize("ref", ["nope", "mnist:99", "nosuch:1", "mnist:x"])
+def test_unknown_run_is_a_one_line_error(populated, invoke, ref):
+    assert_one_line_error(invoke("runs", "show", ref, "-w", str(populated.path)), f"No run {ref!r}")
+
+
+def test_missing_run_argument_is_a_one_line_error(populated, invoke):
+    assert_one_line_error(invoke("runs", "show", "-w", str(populated.path)), "Missing argument 'RUN'")
