@@ -15,10 +15,11 @@ Scalars are written the way ``tf.summary.scalar`` (TF 2) writes them: a rank-0 `
 tensor with the ``scalars`` plugin metadata on the first point of a tag. TensorBoard's Rust
 data server (``--load_fast=true``) ignores float64 scalar tensors, so values are float32.
 
-TensorBoard keeps a single series per run and tag: when a step repeats or goes back, it
-discards the points it already holds at that step and later ones (the Python loader calls
-it "purging orphaned data"; the Rust data server does the same). This module writes what it
-is given and leaves that policy to callers.
+Steps that repeat or go back within a run and tag: the Rust data server (``--load_fast``)
+then drops the points it holds at that step and later ones, so the new points replace them;
+the Python loader keeps every point in file order (it purges only after a SessionLog START
+event in "brain.Event:2" files), so the line doubles back. This module writes what it is
+given and leaves that policy to callers.
 """
 
 from __future__ import annotations
@@ -78,6 +79,7 @@ _PACK_F32 = struct.Struct("<f").pack
 _PACK_F64 = struct.Struct("<d").pack
 _INT64_MAX = 2**63 - 1
 _FEW = 64  # below this many points, plain Python encodes scalars faster than numpy
+_CHUNK = 1 << 16  # points encoded at once by numpy (about 20 MB of temporary arrays)
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _file_counter = itertools.count()
 _file_counter_lock = threading.Lock()
@@ -390,9 +392,19 @@ def encode_scalar_events(
 def _encode_plain_scalars(
     tag_field: bytes, steps: np.ndarray, values: np.ndarray, walls: np.ndarray
 ) -> bytes:
-    """Framed scalar events without metadata, grouped by the varint length of their step."""
+    """Framed scalar events without metadata, in chunks that bound the memory used."""
     if steps.size < _FEW:
         return _encode_few_scalars(tag_field, steps, values, walls)
+    return b"".join(
+        _encode_chunk(tag_field, steps[i : i + _CHUNK], values[i : i + _CHUNK], walls[i : i + _CHUNK])
+        for i in range(0, steps.size, _CHUNK)
+    )
+
+
+def _encode_chunk(
+    tag_field: bytes, steps: np.ndarray, values: np.ndarray, walls: np.ndarray
+) -> bytes:
+    """Framed scalar events without metadata, grouped by the varint length of their step."""
     lengths, step_bytes = _varint_bytes(steps)
     groups = []
     for step_len in np.unique(lengths):
@@ -543,9 +555,9 @@ class EventFileWriter:
 
     The file is ``logdir/events.out.tfevents.<time>.<hostname>.<pid>.<counter><suffix>`` and
     starts with the ``file_version: "brain.Event:2"`` event. Bytes are written in blocks of
-    ``buffer_bytes`` or on :meth:`flush`/:meth:`close`. Thread-safe. TensorBoard drops the
-    points it holds at a step and after when a tag's step repeats or goes back; see the
-    module docstring.
+    ``buffer_bytes`` or on :meth:`flush`/:meth:`close`. Thread-safe. Write each tag's steps
+    in increasing order: when a step repeats or goes back, TensorBoard's Rust data server
+    drops the points it holds at that step and after (see the module docstring).
     """
 
     def __init__(

@@ -33,6 +33,9 @@ from runhistory.errors import TensorboardError
 __all__ = ["TensorboardServer"]
 
 _OUTPUT_LINES = 200
+# TensorBoard documents samples_per_plugin "scalars=0" as "keep all", but its plugins then
+# downsample every answer to 0 points; a huge count keeps all and serves all.
+_ALL_SAMPLES = 2**31 - 1
 _URL_PATTERN = re.compile(r"TensorBoard \S+ at http://\S+?:(\d+)/")
 
 # Runs in the child: ask for SIGTERM when the parent thread dies, bail out if the parent is
@@ -51,11 +54,6 @@ if parent and sys.platform.startswith("linux"):
 sys.argv = ["tensorboard"] + sys.argv[2:]
 runpy.run_module("tensorboard.main", run_name="__main__", alter_sys=True)
 """
-
-
-def _flag_bool(value: bool) -> str:
-    """TensorBoard's spelling of a boolean flag value."""
-    return "true" if value else "false"
 
 
 def _check_port_free(host: str, port: int) -> None:
@@ -112,7 +110,8 @@ class _Child:
     """A running TensorBoard process group and the thread that drains its output.
 
     Kept apart from :class:`TensorboardServer` so that a ``weakref.finalize`` can stop it
-    without keeping the server alive.
+    without keeping the server alive. TensorBoard is only reaped once its whole process group
+    is gone, so that the group id cannot be reused by an unrelated process meanwhile.
     """
 
     def __init__(self, command: list[str], log_path: Path | None) -> None:
@@ -121,7 +120,9 @@ class _Child:
         self.lines: collections.deque[str] = collections.deque(maxlen=_OUTPUT_LINES)
         self.url_seen = threading.Event()
         self.served_port: int | None = None
-        self._log: IO[str] | None = open(log_path, "a", encoding="utf-8") if log_path else None  # noqa: SIM115
+        self._log: IO[str] | None = None
+        if log_path is not None:
+            self._log = open(log_path, "a", encoding="utf-8")  # noqa: SIM115
         self.popen = subprocess.Popen(
             command,
             stdin=subprocess.DEVNULL,
@@ -145,40 +146,65 @@ class _Child:
         assert self.popen.stdout is not None
         for line in self.popen.stdout:
             self.lines.append(line.rstrip("\n"))
-            if self._log is not None:
-                self._log.write(line)
-                self._log.flush()
+            self._log_line(line)
             match = _URL_PATTERN.search(line)
             if match and not self.url_seen.is_set():
                 self.served_port = int(match.group(1))
                 self.url_seen.set()
         self.url_seen.set()
 
+    def _log_line(self, line: str) -> None:
+        """Copy a line to the log file, if there is one still open."""
+        log = self._log
+        if log is not None:
+            try:
+                log.write(line)
+                log.flush()
+            except (ValueError, OSError):
+                self._log = None
+
     def output(self, count: int = 20) -> str:
         """The last ``count`` lines TensorBoard printed."""
         return "\n".join(list(self.lines)[-count:])
 
+    def exit_status(self) -> int | None:
+        """TensorBoard's exit code (minus the signal number if killed), None while it runs.
+
+        Does not reap the process (``WNOWAIT``) where the platform allows it.
+        """
+        if self.popen.returncode is not None or not hasattr(os, "waitid"):
+            return self.popen.poll()
+        try:
+            info = os.waitid(os.P_PID, self.popen.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+        except ChildProcessError:
+            return self.popen.poll()
+        if info is None or info.si_pid == 0:
+            return None
+        return info.si_status if info.si_code == os.CLD_EXITED else -info.si_status
+
     def terminate(self, grace: float = 5.0) -> None:
         """SIGTERM the group, SIGKILL it after ``grace`` seconds, reap, and join the thread."""
-        if self.popen.poll() is None or _live_group_members(self.pgid):
+        if self.popen.returncode is None:
             _signal_group(self.pgid, signal.SIGTERM)
-        try:
-            self.popen.wait(timeout=grace)
-        except subprocess.TimeoutExpired:
-            _signal_group(self.pgid, signal.SIGKILL)
-            self.popen.wait()
-        deadline = time.monotonic() + grace
-        while _live_group_members(self.pgid):
-            if time.monotonic() > deadline:
+            if not self._wait_group_gone(grace):
                 _signal_group(self.pgid, signal.SIGKILL)
-                deadline = time.monotonic() + grace
-            time.sleep(0.02)
+                self._wait_group_gone(grace)
+            self.popen.wait()
         self.thread.join(timeout=grace)
         if self.popen.stdout is not None:
             self.popen.stdout.close()
-        if self._log is not None:
-            self._log.close()
-            self._log = None
+        log, self._log = self._log, None
+        if log is not None:
+            log.close()
+
+    def _wait_group_gone(self, timeout: float) -> bool:
+        """Wait until TensorBoard has exited and no other process of its group is alive."""
+        deadline = time.monotonic() + timeout
+        while self.exit_status() is None or _live_group_members(self.pgid):
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.02)
+        return True
 
 
 def _http_ok(url: str, timeout: float) -> bool:
@@ -194,11 +220,16 @@ class TensorboardServer:
     """The real TensorBoard serving ``logdir``, as a child process.
 
     ``load_fast``: True uses the Rust data server (``--load_fast=true``), False the Python
-    loader, None lets TensorBoard choose (``auto``). ``port=0`` picks a free port. All event
-    files of a run folder are followed (``--reload_multifile=true``, never considered
-    inactive). ``samples_per_plugin`` (e.g. ``{"scalars": 0}``; 0 means all) overrides
-    TensorBoard's downsampling, which keeps 1000 scalar points and 10 images per tag.
-    ``extra_args`` go to TensorBoard as they are. ``log_path`` receives TensorBoard's output.
+    loader, None lets TensorBoard choose (``auto``). The data server reloads every whole
+    number of seconds, so with it an interval below 1 s becomes 1 s; 0 loads once.
+    ``port=0`` picks a free port. All event files of a run folder are followed
+    (``--reload_multifile=true``, never considered inactive). ``samples_per_plugin`` (e.g.
+    ``{"scalars": 0, "images": 100}``; 0 means all) overrides TensorBoard's downsampling,
+    which keeps 1000 scalar points and 10 images per tag. ``extra_args`` go to TensorBoard
+    as they are; ``log_path`` receives TensorBoard's output.
+
+    :meth:`start` returns once TensorBoard answers HTTP; its loader reads the log folder in
+    the background, so runs can show up a moment later.
     """
 
     def __init__(
@@ -262,24 +293,30 @@ class TensorboardServer:
     @property
     def running(self) -> bool:
         """True while the TensorBoard process is alive."""
-        return self._child is not None and self._child.popen.poll() is None
+        return self._child is not None and self._child.exit_status() is None
 
     def command(self) -> list[str]:
         """The TensorBoard command line (after the bootstrap that sets the death signal)."""
         load_fast = {None: "auto", True: "true", False: "false"}[self._load_fast]
+        interval = self._reload_interval
+        if self._load_fast is not False and 0 < interval < 1:
+            interval = 1.0  # the data server gets int(interval): 0 would make it reload non-stop
         args = [
             "--logdir", str(self._logdir),
             "--host", self._host,
             "--port", str(self._requested_port),
-            "--reload_interval", repr(self._reload_interval),
+            "--reload_interval", repr(interval),
             "--load_fast", load_fast,
-            "--reload_multifile", _flag_bool(True),
+            "--reload_multifile", "true",
             "--reload_multifile_inactive_secs", "-1",
         ]  # fmt: skip
         if self._window_title:
             args += ["--window_title", self._window_title]
         if self._samples_per_plugin:
-            pairs = ",".join(f"{k}={v}" for k, v in self._samples_per_plugin.items())
+            pairs = ",".join(
+                f"{plugin}={count if count > 0 else _ALL_SAMPLES}"
+                for plugin, count in self._samples_per_plugin.items()
+            )
             args += ["--samples_per_plugin", pairs]
         return args + self._extra_args
 
@@ -343,7 +380,7 @@ class TensorboardServer:
 
     def _raise_if_exited(self, child: _Child) -> None:
         """Raise with TensorBoard's output if it has exited."""
-        if child.popen.poll() is not None:
+        if child.exit_status() is not None:
             child.thread.join(timeout=2.0)
             raise self._exit_error(child)
 
@@ -356,7 +393,7 @@ class TensorboardServer:
                 f"(TensorBoard said: {output.splitlines()[-1]})"
             )
         return TensorboardError(
-            f"TensorBoard for {self._logdir} exited with code {child.popen.poll()} "
+            f"TensorBoard for {self._logdir} exited with code {child.exit_status()} "
             f"before serving; its last output:\n{output}"
         )
 
