@@ -59,6 +59,7 @@ __all__ = [
     "encode_event",
     "encode_scalar_events",
     "frame_record",
+    "masked_crc32c",
     "png_size",
 ]
 
@@ -91,6 +92,11 @@ _file_counter_lock = threading.Lock()
 def _mask(crc: int) -> int:
     """Apply TFRecord's crc mask to a crc32c value."""
     return ((((crc >> 15) | (crc << 17)) & _U32) + _MASK_DELTA) & _U32
+
+
+def masked_crc32c(data: bytes) -> int:
+    """The masked crc32c that frames TFRecord headers and payloads."""
+    return _mask(crc32c.crc32c(data))
 
 
 def frame_record(data: bytes) -> bytes:

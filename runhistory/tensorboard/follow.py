@@ -1,0 +1,202 @@
+"""Following runs into a local TensorBoard log folder while they run.
+
+For each run (and each descendant, including children that appear later) a
+:class:`RunFollower` keeps its folder up to date: the run's files under ``logs/`` (event
+files its own code writes) are copied by appending new bytes to the same local file
+(TensorBoard's fast loader never rereads a replaced file), and its run-history metrics are
+exported incrementally. A :class:`Follower` thread polls every ``interval`` seconds until
+every run has ended, then makes one last pass.
+"""
+
+from __future__ import annotations
+
+import struct
+import sys
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, Sequence
+
+from runhistory.store.base import RunStatus
+from runhistory.tensorboard.events import masked_crc32c
+from runhistory.tensorboard.history import HistoryWriter, remove_previous_export
+from runhistory.tensorboard.layout import RunNode, new_children, plan
+
+if TYPE_CHECKING:
+    from runhistory.run import Run
+
+LOGS_PREFIX = "logs/"
+DEFAULT_INTERVAL_S = 0.25
+
+
+class RecordChecker:
+    """Checks the TFRecord framing of an event file as its bytes arrive, to report corruption once."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._pending = b""
+        self._offset = 0  # file offset of the first pending byte
+        self.problem: str | None = None
+
+    def feed(self, data: bytes) -> None:
+        """Check the complete records in what has arrived so far."""
+        if self.problem is not None:
+            return
+        buffer = self._pending + data
+        position = 0
+        while len(buffer) - position >= 12:
+            length, header_crc = struct.unpack_from("<QI", buffer, position)
+            if masked_crc32c(buffer[position : position + 8]) != header_crc:
+                self.problem = f"{self.name} is corrupt at byte {self._offset + position} (bad record header)"
+                return
+            end = position + 12 + length + 4
+            if len(buffer) < end:
+                break
+            (data_crc,) = struct.unpack_from("<I", buffer, end - 4)
+            if masked_crc32c(buffer[position + 12 : end - 4]) != data_crc:
+                self.problem = f"{self.name} is corrupt at byte {self._offset + position} (bad record checksum)"
+                return
+            position = end
+        self._pending = buffer[position:]
+        self._offset += position
+
+    def finish(self) -> None:
+        """At the end of the run: bytes left over mean a truncated last record."""
+        if self.problem is None and self._pending:
+            self.problem = f"{self.name} ends with a truncated record at byte {self._offset}"
+
+
+class LogsCopier:
+    """Copies a run's ``logs/`` files into its local folder, appending only new bytes."""
+
+    def __init__(self, run: "Run", folder: Path, report) -> None:
+        self._run = run
+        self._folder = folder
+        self._report = report
+        self._artifacts = run.experiment.workspace.artifacts
+        self._copied: dict[str, int] = {}
+        self._checkers: dict[str, RecordChecker] = {}
+
+    def sync(self, final: bool = False) -> int:
+        """Copy what is new; returns the number of bytes copied."""
+        copied = 0
+        for name, size in self._artifacts.list(self._run.id, LOGS_PREFIX).items():
+            done = self._copied.get(name, 0)
+            if size != done:
+                copied += self._copy(name, size, done)
+        if final:
+            for checker in self._checkers.values():
+                checker.finish()
+                self._report_problem(checker)
+        return copied
+
+    def _copy(self, name: str, size: int, done: int) -> int:
+        local = self._folder / name[len(LOGS_PREFIX) :]
+        local.parent.mkdir(parents=True, exist_ok=True)
+        if size < done:  # the file was replaced by a shorter one: start it over
+            local.unlink(missing_ok=True)
+            self._checkers.pop(name, None)
+            done = 0
+        data = self._artifacts.read(self._run.id, name, done, size - done)
+        with open(local, "ab") as out:
+            out.write(data)
+        self._copied[name] = done + len(data)
+        if "tfevents" in name:
+            checker = self._checkers.setdefault(name, RecordChecker(f"{name} of run {self._run.id}"))
+            checker.feed(data)
+            self._report_problem(checker)
+        return len(data)
+
+    def _report_problem(self, checker: RecordChecker) -> None:
+        if checker.problem is not None:
+            self._report(f"{checker.problem}; TensorBoard reads it up to there.")
+
+
+class RunFollower:
+    """Keeps one run's folder up to date: its ``logs/`` files and its run-history metrics."""
+
+    def __init__(self, node: RunNode, root: Path, report, hparam_names: Sequence[str] = ()) -> None:
+        self.node = node
+        folder = root / node.folder
+        remove_previous_export(folder)
+        self._history = HistoryWriter(node.run, folder, in_sweep=node.in_sweep, hparam_names=hparam_names)
+        self._logs = LogsCopier(node.run, folder, report)
+        self.ended = False
+
+    def sync(self) -> None:
+        """One pass; after the run has ended, a last complete pass, then nothing more."""
+        if self.ended:
+            return
+        final = self.node.run.get_status() in RunStatus.TERMINAL
+        self._logs.sync(final=final)
+        self._history.sync(final=final)
+        if final:
+            self._history.close()
+            self.ended = True
+
+    def close(self) -> None:
+        """Close the run's event file."""
+        self._history.close()
+
+
+class Follower:
+    """Follows runs and their descendants into ``root`` in a background thread."""
+
+    def __init__(self, runs: list["Run"], root: Path, interval: float = DEFAULT_INTERVAL_S, hparam_names: Sequence[str] = ()) -> None:
+        self._root = root
+        self._interval = interval
+        self._hparam_names = list(hparam_names)
+        self._reported: set[str] = set()
+        self._followers = [RunFollower(node, root, self.report, hparam_names) for node in plan(runs, recursive=True)]
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.first_pass_done = threading.Event()
+
+    @property
+    def done(self) -> bool:
+        """Whether every run has ended and had its last pass."""
+        return all(follower.ended for follower in self._followers)
+
+    def report(self, message: str) -> None:
+        """Print a problem once, however often it is seen."""
+        if message not in self._reported:
+            self._reported.add(message)
+            print(f"runhistory tensorboard: {message}", file=sys.stderr)
+
+    def sync_once(self) -> None:
+        """One pass over every run still going, picking up children that appeared."""
+        self._adopt_new_children()
+        for follower in list(self._followers):
+            try:
+                follower.sync()
+            except Exception as exc:  # noqa: BLE001 - one run's trouble must not stop the others
+                self.report(f"could not follow run {follower.node.run.id}: {exc}")
+
+    def _adopt_new_children(self) -> None:
+        known = {follower.node.run.id for follower in self._followers}
+        taken = {follower.node.folder for follower in self._followers}
+        for follower in list(self._followers):
+            if not follower.ended:
+                for node in new_children(follower.node, known, taken):
+                    known.add(node.run.id)
+                    self._followers.append(RunFollower(node, self._root, self.report, self._hparam_names))
+
+    def start(self) -> None:
+        """Start following in a daemon thread (the first pass included)."""
+        self._thread = threading.Thread(target=self._loop, name="runhistory-tensorboard-follow", daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        try:
+            self.sync_once()
+        finally:
+            self.first_pass_done.set()
+        while not self.done and not self._stop.wait(self._interval):
+            self.sync_once()
+
+    def stop(self) -> None:
+        """Stop following and close the event files."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        for follower in self._followers:
+            follower.close()
