@@ -13,6 +13,7 @@ from runhistory.tensorboard.layout import plan, resolve_runs
 if TYPE_CHECKING:
     from runhistory.experiment import Experiment
     from runhistory.run import Run
+    from runhistory.workspace import Workspace
 
 __all__ = ["export_to_tensorboard"]
 
@@ -23,6 +24,7 @@ def export_to_tensorboard(
     recursive: bool = True,
     hparams: Sequence[str] | None = None,
     progress: Callable[[int, int], None] | None = None,
+    workspace: "Workspace | None" = None,
 ) -> list[Path]:
     """Write the runs' metrics as TensorBoard event files under ``logdir``; returns the run folders.
 
@@ -31,12 +33,13 @@ def export_to_tensorboard(
     (with ``recursive``). Runs of a sweep (children of one run, or runs given together) become
     HParams sessions: their tags, properties and the metrics named in ``hparams`` are the
     hyperparameters, their scalar series the session's metrics. Exporting again replaces
-    what an earlier export wrote. ``progress(done, total)`` is called after each run.
+    what an earlier export wrote. ``progress(done, total)`` is called after each run. Run ids
+    are looked up in ``workspace`` (default: ``Workspace.from_config()``).
     """
     root = Path(logdir)
     if root.exists() and not root.is_dir():
         raise TensorboardError(f"Cannot export to {root}: it is a file, not a folder.")
-    nodes = plan(resolve_runs(run_data), recursive=recursive)
+    nodes = plan(resolve_runs(run_data, workspace), recursive=recursive)
     for done, node in enumerate(nodes, start=1):
         folder = root / node.folder
         remove_previous_export(folder)

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterable
 
-from runhistory.errors import RunHistoryError
+from runhistory.errors import TensorboardError
 
 if TYPE_CHECKING:
     from runhistory.experiment import Experiment
@@ -36,7 +36,7 @@ def resolve_runs(run_data: "Run | Experiment | Iterable[Run | str] | str", works
         return [(workspace or Workspace.from_config()).get_run(run_data)]
     if isinstance(run_data, Iterable):
         return [run for item in run_data for run in resolve_runs(item, workspace)]
-    raise RunHistoryError(
+    raise TensorboardError(
         f"Cannot export {type(run_data).__name__}: give a Run, an Experiment, a list of runs, a run id or EXPERIMENT:NUMBER."
     )
 
