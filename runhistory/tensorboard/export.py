@@ -18,6 +18,14 @@ if TYPE_CHECKING:
 __all__ = ["export_to_tensorboard"]
 
 
+def check_logdir(logdir: str | os.PathLike) -> Path:
+    """The log folder as a Path; an error when it is a file."""
+    root = Path(logdir)
+    if root.exists() and not root.is_dir():
+        raise TensorboardError(f"Cannot export to {root}: it is a file, not a folder.")
+    return root
+
+
 def export_to_tensorboard(
     run_data: "Run | Experiment | Iterable[Run | str] | str",
     logdir: str | os.PathLike,
@@ -36,9 +44,7 @@ def export_to_tensorboard(
     what an earlier export wrote. ``progress(done, total)`` is called after each run. Run ids
     are looked up in ``workspace`` (default: ``Workspace.from_config()``).
     """
-    root = Path(logdir)
-    if root.exists() and not root.is_dir():
-        raise TensorboardError(f"Cannot export to {root}: it is a file, not a folder.")
+    root = check_logdir(logdir)
     nodes = plan(resolve_runs(run_data, workspace), recursive=recursive)
     for done, node in enumerate(nodes, start=1):
         folder = root / node.folder

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
-from runhistory.store.base import MetricKind, MetricSeries, RunStatus
+from runhistory.store.base import MetricKind, MetricSeries, MetricSummary, RunStatus
 from runhistory.tensorboard.events import EventFileWriter
 
 if TYPE_CHECKING:
@@ -71,13 +71,17 @@ class HistoryWriter:
         Returns the number of points written.
         """
         self.run.flush()
+        store = self._workspace.store
+        summaries = store.get_metric_summaries(self.run.id)
+        grown = {s.name: s for s in summaries if s.count > self._written.get(s.name, 0)}
         count = 0
-        for summary in self._workspace.store.get_metric_summaries(self.run.id):
-            done = self._written.get(summary.name, 0)
-            if summary.count > done:
-                count += self._write_new(summary.name, done)
+        if grown:
+            # Tables are rewritten whole (their text shows every row); the rest from where we were.
+            starts = {name: 0 if s.kind == MetricKind.TABLE else self._written.get(name, 0) for name, s in grown.items()}
+            for name, series in store.get_metrics(self.run.id, list(grown), start=starts).items():
+                count += self._write_series(series, self._written.get(name, 0))
         if final and self._in_sweep and not self._session_written:
-            self._write_session()
+            self._write_session(summaries)
         if self._writer is not None:
             self._writer.flush()
         return count
@@ -92,18 +96,18 @@ class HistoryWriter:
             self._writer = EventFileWriter(self.folder, filename_suffix=EXPORT_SUFFIX)
         return self._writer
 
-    def _write_new(self, name: str, done: int) -> int:
-        store = self._workspace.store
-        series = store.get_metrics(self.run.id, [name], start=done)[name]
-        new = len(series.values)
+    def _write_series(self, series: MetricSeries, done: int) -> int:
+        """Write a series read from ``done`` on (tables: read whole); returns the new point count."""
         if series.kind == MetricKind.TABLE:
-            whole = store.get_metrics(self.run.id, [name])[name] if done else series
-            self._write_table(whole, first_new_row=done)
+            self._write_table(series, first_new_row=done)
+            new = len(series.values) - done
         elif series.kind == MetricKind.IMAGE:
             self._write_images(series)
+            new = len(series.values)
         else:
-            self._write_values(name, series.steps, series.values, series.times)
-        self._written[name] = done + new
+            self._write_values(series.name, series.steps, series.values, series.times)
+            new = len(series.values)
+        self._written[series.name] = done + new
         return new
 
     def _write_values(self, tag: str, steps: np.ndarray, values: list[Any], times: np.ndarray) -> None:
@@ -144,10 +148,10 @@ class HistoryWriter:
             png = artifacts.read(self.run.id, file_name)
             self._events().add_image(series.name, png, int(step), float(wall))
 
-    def _write_session(self) -> None:
+    def _write_session(self, summaries: list[MetricSummary]) -> None:
         record = self._workspace.store.get_run(self.run.id)
         self._events().add_hparams_session(
-            session_hparams(self.run, self._hparam_names),
+            session_hparams(self.run, self._hparam_names, summaries),
             group_name=self.run.id,
             start_time=record.start_time or record.created_time,
             end_time=record.end_time,
@@ -156,22 +160,24 @@ class HistoryWriter:
         self._session_written = record.status in RunStatus.TERMINAL
 
 
-def session_hparams(run: "Run", hparam_names: Sequence[str]) -> dict[str, Any]:
+def session_hparams(run: "Run", hparam_names: Sequence[str], summaries: list[MetricSummary]) -> dict[str, Any]:
     """A run's hyperparameters: tags, properties and the last values of the named metrics.
 
     With none of these, the metric the run logged first (a single value, like the sweep's
     ``run.log("alpha", alpha)``) is taken as its hyperparameter.
     """
-    hparams: dict[str, Any] = {key: _typed(value) for key, value in run.get_tags().items()}
-    hparams.update({key: _typed(value) for key, value in run.get_properties().items()})
-    series = run.get_metric_series()
+    store = run.experiment.workspace.store
+    hparams: dict[str, Any] = {key: _typed(value) for key, value in store.get_tags(run.id).items()}
+    hparams.update({key: _typed(value) for key, value in store.get_properties(run.id).items()})
+    last_values = {summary.name: summary.last_value for summary in summaries}
     for name in hparam_names:
-        if name in series and series[name].values:
-            hparams[name] = _hparam_value(series[name].values[-1])
+        if name in last_values:
+            hparams[name] = _hparam_value(last_values[name])
     if not hparams:
-        singles = [s for s in series.values() if s.kind == MetricKind.SCALAR and len(s.values) == 1]
+        singles = [s.name for s in summaries if s.kind == MetricKind.SCALAR and s.count == 1]
         if singles:
-            first = min(singles, key=lambda s: float(s.times[0]))
+            series = store.get_metrics(run.id, singles)
+            first = min(series.values(), key=lambda s: float(s.times[0]))
             hparams[first.name] = _hparam_value(first.values[0])
     return hparams
 

@@ -1,0 +1,79 @@
+"""``make demo``: scenario 2 end to end in a temporary folder, then TensorBoard over its export.
+
+Runs ``scenario2_export.py`` as written, shows the root run with ``runhistory runs show``,
+then serves ``exportedTBlogs`` with the real TensorBoard, prints its URL and what it shows
+(read back from TensorBoard's own HTTP API), and keeps serving until Ctrl-C when run from
+a terminal.
+"""
+
+from __future__ import annotations
+
+import os
+import runpy
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+from runhistory import Experiment, Workspace
+from runhistory.tensorboard import Tensorboard
+
+EXAMPLES = Path(__file__).resolve().parent
+
+
+def main() -> None:
+    """Run the demo."""
+    folder = Path(tempfile.mkdtemp(prefix="runhistory-demo-"))
+    os.chdir(folder)
+    print(f"Demo folder: {folder}")
+    runpy.run_path(str(EXAMPLES / "scenario2_export.py"), run_name="__main__")
+    root = next(Experiment(Workspace.from_config(), "export-to-tensorboard").get_runs())
+    subprocess.run(["runhistory", "runs", "show", f"export-to-tensorboard:{root.number}"], check=True)
+    with Tensorboard([], local_root="exportedTBlogs", port=0) as board:
+        describe(board.url)
+        if sys.stdin.isatty():
+            print(f"\nTensorBoard is serving at {board.url} — press Ctrl-C to stop.")
+            try:
+                while True:
+                    time.sleep(1)
+            except KeyboardInterrupt:
+                pass
+
+
+def describe(url: str) -> None:
+    """Print what TensorBoard serves: its runs, the root run's curves and the HParams sessions."""
+    with httpx.Client(base_url=url, timeout=10) as client:
+        runs = _wait_for_runs(client, 8)
+        root = min(runs, key=len)
+        print(f"\nTensorBoard at {url} shows {len(runs)} runs: {', '.join(sorted(runs))}")
+        for tag in ("alpha", "mse"):
+            points = client.get("data/plugin/scalars/scalars", params={"run": root, "tag": tag}).json()
+            print(f"  {root} / {tag}: {len(points)} points, " + ", ".join(f"{p[2]:.4g}" for p in points))
+        body = {
+            "experimentName": "",
+            "allowedStatuses": ["STATUS_SUCCESS", "STATUS_FAILURE", "STATUS_RUNNING", "STATUS_UNKNOWN"],
+            "colParams": [],
+            "startIndex": 0,
+            "sliceSize": 100,
+        }
+        groups = client.post("data/plugin/hparams/session_groups", json=body).json()["sessionGroups"]
+        print(f"  HParams: {len(groups)} sessions")
+        for group in sorted(groups, key=lambda g: g["hparams"]["alpha"]):
+            metrics = {m["name"]["tag"]: m["value"] for m in group["metricValues"]}
+            print(f"    alpha={group['hparams']['alpha']:.1f}  mse={metrics['mse']:.2f}")
+
+
+def _wait_for_runs(client: httpx.Client, count: int, timeout: float = 30) -> list[str]:
+    deadline = time.monotonic() + timeout
+    while True:
+        runs = client.get("data/runs").json()
+        if len(runs) >= count or time.monotonic() > deadline:
+            return runs
+        time.sleep(0.2)
+
+
+if __name__ == "__main__":
+    main()
