@@ -13,9 +13,7 @@ $(INSTALLED): pyproject.toml
 	touch $(INSTALLED)
 
 demo: $(INSTALLED)
-	@demo_dir=$$(mktemp -d) && cd $$demo_dir && echo "Demo workspace: $$demo_dir/.runhistory" && \
-	run_ref=$$($(PY) $(CURDIR)/examples/scenario2_sweep.py | tail -n 1) && \
-	$(VENV)/bin/runhistory runs show $$run_ref
+	PATH=$(VENV)/bin:$$PATH $(PY) examples/demo.py
 
 test: $(INSTALLED)
 	$(PY) -m pytest -q

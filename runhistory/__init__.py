@@ -1,9 +1,41 @@
-"""runhistory: experiment run history with TensorBoard built in."""
+"""runhistory: experiment run history with TensorBoard built in.
 
-from runhistory.experiment import Experiment
-from runhistory.run import Run
-from runhistory.workspace import Workspace
+The public names load on first use (PEP 562), so that a process which needs only a
+small part of runhistory (a job's supervisor, ``runhistory --version``) starts fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from runhistory.experiment import Experiment
+    from runhistory.jobs.config import Estimator, ScriptRunConfig
+    from runhistory.run import Run
+    from runhistory.workspace import Workspace
 
 __version__ = "0.1.0"
 
-__all__ = ["Experiment", "Run", "Workspace", "__version__"]
+_HOMES = {
+    "Estimator": "runhistory.jobs.config",
+    "Experiment": "runhistory.experiment",
+    "Run": "runhistory.run",
+    "ScriptRunConfig": "runhistory.jobs.config",
+    "Workspace": "runhistory.workspace",
+}
+
+__all__ = ["Estimator", "Experiment", "Run", "ScriptRunConfig", "Workspace", "__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'runhistory' has no attribute {name!r}")
+    value = getattr(importlib.import_module(home), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -7,8 +7,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from runhistory.artifacts.base import ArtifactStore
-from runhistory.artifacts.local import LocalArtifactStore
+from runhistory.artifacts import ArtifactStore, open_artifact_store
 from runhistory.errors import RunHistoryError
 from runhistory.metrics import MetricsBuffer
 from runhistory.store.base import RunStore
@@ -57,7 +56,7 @@ def open_backends(tracking_uri: str, artifact_uri: str | None = None) -> Backend
     with _opening:
         if key not in _opened:
             store = _open_store(tracking_uri)
-            _opened[key] = Backends(store, LocalArtifactStore(artifact_uri), MetricsBuffer(store))
+            _opened[key] = Backends(store, open_artifact_store(artifact_uri), MetricsBuffer(store))
         return _opened[key]
 
 

@@ -37,3 +37,19 @@ class ArtifactNotFoundError(RunHistoryError, FileNotFoundError):
 
 class TensorboardError(RunHistoryError):
     """TensorBoard could not be started, or a log folder could not be served."""
+
+
+class JobConfigError(RunHistoryError, ValueError):
+    """A job configuration (ScriptRunConfig, Estimator, compute target) that cannot run."""
+
+
+class SnapshotTooLargeError(RunHistoryError):
+    """A job's source folder is larger than the snapshot limit."""
+
+
+class RunFailedError(RunHistoryError):
+    """A run that ``wait_for_completion`` waited for ended Failed."""
+
+
+class WaitTimeoutError(RunHistoryError, TimeoutError):
+    """A run did not reach a terminal status within the time given."""

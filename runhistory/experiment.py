@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import os
 import re
-from typing import TYPE_CHECKING, Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping
 
 from runhistory.errors import InvalidNameError, RunHistoryError
 from runhistory.store.base import ExperimentRecord, RunFilter, RunStatus
 
 if TYPE_CHECKING:
+    from runhistory.jobs.config import ScriptRunConfig
     from runhistory.run import Run
     from runhistory.workspace import Workspace
 
@@ -68,6 +69,13 @@ class Experiment:
         if snapshot_directory is not None:
             run.upload_folder("snapshot", snapshot_directory)
         return run
+
+    def submit(self, config: "ScriptRunConfig", tags: Mapping[str, Any] | None = None) -> "Run":
+        """Run a script as a job: snapshot its source folder into a new run (Queued), start it on
+        its compute target, and return the run without waiting (see ``run.wait_for_completion``)."""
+        from runhistory.jobs.submit import submit_job
+
+        return submit_job(self, config, tags)
 
     def get_runs(
         self,

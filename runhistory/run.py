@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Mapping
 
 from runhistory.artifacts.base import validate_artifact_name
+from runhistory.environment import ENV_RUN_ID
 from runhistory.errors import ArtifactNotFoundError, MetricValueError, NotFoundError, RunFinishedError
 from runhistory.metrics import coerce_step, coerce_value, validate_name
 from runhistory.store.base import MetricKind, MetricSeries, RunRecord, RunStatus
@@ -18,8 +19,6 @@ from runhistory.store.base import MetricKind, MetricSeries, RunRecord, RunStatus
 if TYPE_CHECKING:
     from runhistory.experiment import Experiment
     from runhistory.workspace import Workspace
-
-ENV_RUN_ID = "RUNHISTORY_RUN_ID"
 
 _now = time.time
 
@@ -59,11 +58,17 @@ class Run:
         parent_id: str | None,
         run_type: str,
         status: str = RunStatus.RUNNING,
+        target: str | None = None,
     ) -> "Run":
         if display_name is not None:
             validate_name(display_name, "display", f"a new run of experiment {experiment.name!r}")
         record = experiment.workspace._backends.store.create_run(
-            experiment.id, display_name=display_name, parent_id=parent_id, status=status, run_type=run_type
+            experiment.id,
+            display_name=display_name,
+            parent_id=parent_id,
+            status=status,
+            run_type=run_type,
+            target=target,
         )
         return cls._from_record(experiment.workspace, record, experiment)
 
@@ -282,6 +287,26 @@ class Run:
         self._scalar_points = {}
         self._backends.buffer.forget_run(self.id)
 
+    def wait_for_completion(
+        self,
+        show_output: bool = False,
+        wait_post_processing: bool = False,
+        raise_on_error: bool = True,
+        timeout: float | None = None,
+    ) -> dict[str, Any]:
+        """Block until the run ends; returns :meth:`get_details`.
+
+        ``show_output`` prints ``RunId:``, then the job's driver log (its stdout and
+        stderr) as it grows, then an execution summary. A Failed run raises
+        :class:`~runhistory.errors.RunFailedError` with its error when ``raise_on_error``.
+        ``wait_post_processing`` is accepted for compatibility: a job's outputs are
+        uploaded before its status becomes terminal, so there is nothing more to wait for.
+        ``timeout`` (seconds) raises :class:`~runhistory.errors.WaitTimeoutError` when passed.
+        """
+        from runhistory.jobs.watch import wait_for_run
+
+        return wait_for_run(self, show_output=show_output, raise_on_error=raise_on_error, timeout=timeout)
+
     def __enter__(self) -> "Run":
         return self
 
@@ -378,6 +403,7 @@ class Run:
             "experiment": record.experiment_name,
             "parentRunId": record.parent_id,
             "runType": record.run_type,
+            "target": record.target,
             "status": record.status,
             "createdTimeUtc": _iso(record.created_time),
             "startTimeUtc": _iso(record.start_time),

@@ -8,16 +8,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from runhistory.backends import Backends, open_backends
+from runhistory.environment import ENV_ARTIFACT_URI, ENV_TRACKING_URI
 from runhistory.errors import NotFoundError, RunHistoryError
 
 if TYPE_CHECKING:
+    from runhistory.artifacts.base import ArtifactStore
+    from runhistory.store.base import RunStore
+    from runhistory.compute.base import ComputeTarget
     from runhistory.experiment import Experiment
     from runhistory.run import Run
 
 CONFIG_FOLDER = ".runhistory"
 CONFIG_FILE = "config.json"
-ENV_TRACKING_URI = "RUNHISTORY_TRACKING_URI"
-ENV_ARTIFACT_URI = "RUNHISTORY_ARTIFACT_URI"
 
 
 class Workspace:
@@ -84,11 +86,28 @@ class Workspace:
         return cls(_relative_to(base, tracking), _relative_to(base, artifact) if artifact else None)
 
     @property
+    def store(self) -> "RunStore":
+        """The run-history store behind the workspace: the one interface every consumer reads through."""
+        return self._backends.store
+
+    @property
+    def artifacts(self) -> "ArtifactStore":
+        """The store of the runs' files behind the workspace."""
+        return self._backends.artifacts
+
+    @property
     def experiments(self) -> dict[str, "Experiment"]:
         """Every experiment of the workspace, by name."""
         from runhistory.experiment import Experiment
 
         return {record.name: Experiment._from_record(self, record) for record in self._backends.store.list_experiments()}
+
+    @property
+    def compute_targets(self) -> dict[str, "ComputeTarget"]:
+        """Every compute target of the workspace, by name (``local`` always exists)."""
+        from runhistory.compute.base import ComputeTarget
+
+        return {target.name: target for target in ComputeTarget.list(self)}
 
     def get_run(self, run_ref: str) -> "Run":
         """A run by id, or by ``EXPERIMENT:NUMBER``."""

@@ -1,5 +1,18 @@
 """Artifact stores: a run's files, behind one interface (:mod:`.base`)."""
 
-from runhistory.artifacts.base import ArtifactStore, validate_artifact_name
+from __future__ import annotations
 
-__all__ = ["ArtifactStore", "validate_artifact_name"]
+from runhistory.artifacts.base import ArtifactStore, validate_artifact_name
+from runhistory.errors import RunHistoryError
+
+__all__ = ["ArtifactStore", "open_artifact_store", "validate_artifact_name"]
+
+
+def open_artifact_store(uri: str) -> ArtifactStore:
+    """The artifact store at ``uri`` (a folder for now), without opening any run-history store."""
+    if "://" in uri:
+        scheme = uri.split("://", 1)[0]
+        raise RunHistoryError(f"Artifact URI {uri!r} uses {scheme!r}, which this runhistory cannot reach yet; use a folder.")
+    from runhistory.artifacts.local import LocalArtifactStore
+
+    return LocalArtifactStore(uri)

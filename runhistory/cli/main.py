@@ -7,7 +7,9 @@ import click
 from runhistory import __version__
 from runhistory.cli.common import WORKSPACE_HELP, RunHistoryGroup, remember_root_workspace
 from runhistory.cli.experiments import experiments_group
+from runhistory.cli.jobs import submit_command
 from runhistory.cli.runs import runs_group
+from runhistory.cli.tensorboard import export_command, tensorboard_command
 
 
 @click.group("runhistory", cls=RunHistoryGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -27,6 +29,9 @@ def cli() -> None:
 
 cli.add_command(experiments_group)
 cli.add_command(runs_group)
+cli.add_command(export_command)
+cli.add_command(tensorboard_command)
+cli.add_command(submit_command)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
-"""``runhistory runs ...``: list runs and show one run in detail."""
+"""``runhistory runs ...``: list runs, show one run in detail, print the driver log of a job."""
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import click
@@ -21,8 +22,9 @@ from runhistory.cli.format import (
     status_text,
 )
 from runhistory.errors import NotFoundError
+from runhistory.jobs.watch import follow_log
 from runhistory.run import Run
-from runhistory.store.base import MetricSummary, RunFilter, RunRecord, RunStatus
+from runhistory.store.base import JOB_RUN_TYPE, MetricSummary, RunFilter, RunRecord, RunStatus
 from runhistory.workspace import Workspace
 
 DEFAULT_LIMIT = 50
@@ -30,7 +32,7 @@ DEFAULT_LIMIT = 50
 
 @click.group("runs")
 def runs_group() -> None:
-    """Runs: list them, show one."""
+    """Runs: list them, show one, print a job's log."""
 
 
 # --- runs list ---
@@ -171,6 +173,23 @@ def _shown_name(record: RunRecord) -> str:
     return "" if record.display_name == record.id else record.display_name
 
 
+# --- runs logs ---
+
+
+@runs_group.command("logs")
+@click.argument("run_ref", metavar="RUN")
+@click.option("--follow", "-f", is_flag=True, help="Keep printing as the log grows, until the run ends.")
+@workspace_option
+def run_logs(workspace: Workspace, run_ref: str, follow: bool) -> None:
+    """Print the driver log (stdout and stderr) of a job run (an id or EXPERIMENT:NUMBER)."""
+    run = resolve_run(workspace, run_ref)
+    if run._record.run_type != JOB_RUN_TYPE:
+        raise NotFoundError(f"Run {run_ref} has no driver log: it is not a job (its type is {run._record.run_type}).")
+    status = follow_log(run, sys.stdout, follow=follow)
+    if follow:
+        click.echo(f"Run {run._record.experiment_name}:{run.number} {status}.", err=True)
+
+
 # --- runs show ---
 
 
@@ -216,6 +235,8 @@ def run_header(record: RunRecord) -> Table:
     if _shown_name(record):
         rows.append(("Name", Text(record.display_name)))
     rows += [("Status", status_text(record.status)), ("Type", Text(record.run_type))]
+    if record.target is not None:
+        rows.append(("Target", Text(record.target)))
     if record.parent_id is not None:
         rows.append(("Parent", Text(record.parent_id)))
     rows += [

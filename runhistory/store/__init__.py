@@ -1,6 +1,7 @@
 """Run-history stores: one interface (:mod:`.base`), one implementation per backend."""
 
 from runhistory.store.base import (
+    ComputeTargetRecord,
     ExperimentRecord,
     MetricBatch,
     MetricSeries,
@@ -11,6 +12,7 @@ from runhistory.store.base import (
 )
 
 __all__ = [
+    "ComputeTargetRecord",
     "ExperimentRecord",
     "MetricBatch",
     "MetricSeries",

@@ -29,6 +29,13 @@ class RunStatus:
     TERMINAL = frozenset({COMPLETED, FAILED, CANCELED})
 
 
+# A job's supervisor writes a heartbeat this often; a job run that is not terminal and whose
+# last heartbeat is older than HEARTBEAT_TIMEOUT_S reads as Failed (its supervisor is gone).
+HEARTBEAT_INTERVAL_S = 1.0
+HEARTBEAT_TIMEOUT_S = 6.0
+JOB_RUN_TYPE = "job"
+
+
 class MetricKind:
     """How a metric series was logged, which decides how it reads back."""
 
@@ -65,6 +72,18 @@ class RunRecord:
     end_time: float | None
     run_type: str
     error: dict[str, Any] | None = None
+    target: str | None = None  # the compute target of a job run
+    heartbeat_time: float | None = None  # the last heartbeat of a job's supervisor
+
+
+@dataclass(frozen=True)
+class ComputeTargetRecord:
+    """A registered compute target: its kind (``local``, ...) and its configuration."""
+
+    name: str
+    kind: str
+    config: dict[str, Any]
+    created_time: float
 
 
 @dataclass(frozen=True)
@@ -116,6 +135,7 @@ class RunFilter:
     top_level_only: bool = False
     status: str | None = None
     tags: Mapping[str, str | None] = field(default_factory=dict)
+    target: str | None = None
 
 
 class RunStore(abc.ABC):
@@ -146,12 +166,17 @@ class RunStore(abc.ABC):
         parent_id: str | None = None,
         status: str = RunStatus.RUNNING,
         run_type: str = "interactive",
+        target: str | None = None,
     ) -> RunRecord:
-        """A new run with the next number of its experiment."""
+        """A new run with the next number of its experiment (a job run names its compute ``target``)."""
 
     @abc.abstractmethod
     def get_run(self, run_id: str) -> RunRecord | None:
-        """The run with this id, or None."""
+        """The run with this id, or None.
+
+        A job run whose supervisor stopped heartbeating (see ``HEARTBEAT_TIMEOUT_S``) is
+        marked Failed when read, here and in :meth:`list_runs`.
+        """
 
     @abc.abstractmethod
     def get_run_by_number(self, experiment_id: int, number: int) -> RunRecord | None:
@@ -169,11 +194,35 @@ class RunStore(abc.ABC):
         *,
         error: dict[str, Any] | None = None,
         only_if_not_terminal: bool = True,
+        at: float | None = None,
     ) -> RunRecord:
         """Move a run to ``status`` (stamping start/end times); returns the run as stored.
 
-        With ``only_if_not_terminal`` a run that has already ended keeps its status.
+        With ``only_if_not_terminal`` a run that has already ended keeps its status. ``at``
+        is when the change happened (default: now), e.g. when a job's script really started.
         """
+
+    # jobs
+    @abc.abstractmethod
+    def heartbeat(self, run_id: str) -> str:
+        """Record that the supervisor of a job run is alive; returns the run's status."""
+
+    @abc.abstractmethod
+    def claim_job_slot(self, run_id: str, target: str, max_concurrent: int) -> bool:
+        """Move a Queued job run to Starting if its target runs fewer than ``max_concurrent``
+        jobs and no older queued job of the target is waiting; atomically. True when claimed."""
+
+    @abc.abstractmethod
+    def save_compute_target(self, name: str, kind: str, config: Mapping[str, Any]) -> ComputeTargetRecord:
+        """Register a compute target, or replace the one of that name."""
+
+    @abc.abstractmethod
+    def get_compute_target(self, name: str) -> ComputeTargetRecord | None:
+        """The compute target called ``name``, or None."""
+
+    @abc.abstractmethod
+    def list_compute_targets(self) -> list[ComputeTargetRecord]:
+        """Every registered compute target, by name."""
 
     # tags and properties
     @abc.abstractmethod
@@ -199,11 +248,12 @@ class RunStore(abc.ABC):
 
     @abc.abstractmethod
     def get_metrics(
-        self, run_id: str, names: Sequence[str] | None = None, start: int = 0
+        self, run_id: str, names: Sequence[str] | None = None, start: int | Mapping[str, int] = 0
     ) -> dict[str, MetricSeries]:
         """Series of one run by name (all when ``names`` is None), from point ``start`` on.
 
-        ``start`` lets a follower read only what is new since its last read.
+        ``start`` (one index, or one per series name) lets a follower read only what is
+        new since its last read.
         """
 
     @abc.abstractmethod

@@ -22,7 +22,7 @@ from sqlalchemy import (
 
 # The newest migration's revision. Checked against Alembic by the tests; kept here so that
 # opening an up-to-date workspace never imports Alembic (it costs ~0.15 s per process).
-SCHEMA_REVISION = "0001"
+SCHEMA_REVISION = "0002"
 
 metadata = MetaData()
 
@@ -48,8 +48,11 @@ runs = Table(
     Column("start_time", Float, nullable=True),
     Column("end_time", Float, nullable=True),
     Column("error", Text, nullable=True),
+    Column("target", String(255), nullable=True),  # the compute target of a job run
+    Column("heartbeat_time", Float, nullable=True),  # last sign of life of a job's supervisor
     UniqueConstraint("experiment_id", "number", name="uq_runs_experiment_number"),
     Index("ix_runs_parent_id", "parent_id"),
+    Index("ix_runs_target_status", "target", "status"),
 )
 
 tags = Table(
@@ -79,6 +82,15 @@ metrics = Table(
     Column("count", Integer, nullable=False),
     Column("last_value", Text, nullable=True),
     UniqueConstraint("run_id", "name", name="uq_metrics_run_name"),
+)
+
+compute_targets = Table(
+    "compute_targets",
+    metadata,
+    Column("name", String(255), primary_key=True),
+    Column("kind", String(32), nullable=False),
+    Column("config", Text, nullable=False),  # JSON
+    Column("created_time", Float, nullable=False),
 )
 
 # Points are stored packed: one row holds a run of consecutive points of one series.

@@ -7,6 +7,7 @@ million points write and read back in well under a second.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import secrets
 import time
@@ -20,6 +21,9 @@ from sqlalchemy.engine import Connection, Engine
 from runhistory.errors import NotFoundError, RunHistoryError
 from runhistory.store import codec
 from runhistory.store.base import (
+    HEARTBEAT_TIMEOUT_S,
+    JOB_RUN_TYPE,
+    ComputeTargetRecord,
     ExperimentRecord,
     MetricBatch,
     MetricSeries,
@@ -29,7 +33,15 @@ from runhistory.store.base import (
     RunStatus,
     RunStore,
 )
-from runhistory.store.sql.schema import experiments, metric_chunks, metrics, properties, runs, tags
+from runhistory.store.sql.schema import (
+    compute_targets,
+    experiments,
+    metric_chunks,
+    metrics,
+    properties,
+    runs,
+    tags,
+)
 
 _RETRIES_WHEN_LOCKED = 8
 
@@ -92,20 +104,39 @@ class SqlRunStore(RunStore):
         parent_id: str | None = None,
         status: str = RunStatus.RUNNING,
         run_type: str = "interactive",
+        target: str | None = None,
     ) -> RunRecord:
-        run_id = self._write(_insert_run, experiment_id, display_name, parent_id, status, run_type)
+        run_id = self._write(_insert_run, experiment_id, display_name, parent_id, status, run_type, target)
         return self._require_run(run_id)
 
     def get_run(self, run_id: str) -> RunRecord | None:
         with self._reading() as connection:
             row = connection.execute(_select_runs().where(runs.c.id == run_id)).first()
-        return None if row is None else _run_record(row)
+        return None if row is None else self._expire_if_stale(_run_record(row))
 
     def get_run_by_number(self, experiment_id: int, number: int) -> RunRecord | None:
         query = _select_runs().where(runs.c.experiment_id == experiment_id, runs.c.number == number)
         with self._reading() as connection:
             row = connection.execute(query).first()
-        return None if row is None else _run_record(row)
+        return None if row is None else self._expire_if_stale(_run_record(row))
+
+    def _expire_if_stale(self, record: RunRecord) -> RunRecord:
+        """The run as stored, after marking it Failed if it is a job whose supervisor is gone."""
+        silence = _silence(record, time.time())
+        if silence is None:
+            return record
+        error = {
+            "message": (
+                f"The job's supervisor stopped heartbeating {silence:.1f} s ago (it was killed, or its "
+                f"machine stopped); the job did not finish."
+            ),
+            "code": "SupervisorLost",
+        }
+        try:
+            self._write(_fail_stale_run, record.id, error)
+        except RunHistoryError:  # a read-only reader still reports the run as Failed
+            return dataclasses.replace(record, status=RunStatus.FAILED, error=error, end_time=time.time())
+        return self._require_run(record.id)
 
     def list_runs(self, run_filter: RunFilter) -> list[RunRecord]:
         query = _select_runs()
@@ -115,6 +146,8 @@ class SqlRunStore(RunStore):
             query = query.where(runs.c.parent_id == run_filter.parent_id)
         if run_filter.top_level_only:
             query = query.where(runs.c.parent_id.is_(None))
+        if run_filter.target is not None:
+            query = query.where(runs.c.target == run_filter.target)
         if run_filter.status is not None:
             query = query.where(runs.c.status == run_filter.status)
         for key, value in run_filter.tags.items():
@@ -124,7 +157,11 @@ class SqlRunStore(RunStore):
             query = query.where(runs.c.id.in_(match))
         query = query.order_by(runs.c.experiment_id, runs.c.number.desc())
         with self._reading() as connection:
-            return [_run_record(row) for row in connection.execute(query)]
+            records = [_run_record(row) for row in connection.execute(query)]
+        records = [self._expire_if_stale(record) for record in records]
+        if run_filter.status is not None:  # a stale job read as Running is Failed now
+            records = [record for record in records if record.status == run_filter.status]
+        return records
 
     def set_status(
         self,
@@ -133,9 +170,10 @@ class SqlRunStore(RunStore):
         *,
         error: dict[str, Any] | None = None,
         only_if_not_terminal: bool = True,
+        at: float | None = None,
     ) -> RunRecord:
         self._require_run(run_id)
-        self._write(_update_status, run_id, status, error, only_if_not_terminal)
+        self._write(_update_status, run_id, status, error, only_if_not_terminal, at)
         return self._require_run(run_id)
 
     def _require_run(self, run_id: str) -> RunRecord:
@@ -143,6 +181,30 @@ class SqlRunStore(RunStore):
         if record is None:
             raise NotFoundError(f"No run with id {run_id!r} in the run history at {self.uri}.")
         return record
+
+    # jobs
+    def heartbeat(self, run_id: str) -> str:
+        self._require_run(run_id)
+        return self._write(_beat, run_id)
+
+    def claim_job_slot(self, run_id: str, target: str, max_concurrent: int) -> bool:
+        return self._write(_claim_slot, run_id, target, max_concurrent)
+
+    def save_compute_target(self, name: str, kind: str, config: Mapping[str, Any]) -> ComputeTargetRecord:
+        self._write(_upsert_compute_target, name, kind, json.dumps(dict(config), sort_keys=True))
+        found = self.get_compute_target(name)
+        assert found is not None
+        return found
+
+    def get_compute_target(self, name: str) -> ComputeTargetRecord | None:
+        with self._reading() as connection:
+            row = connection.execute(sa.select(compute_targets).where(compute_targets.c.name == name)).first()
+        return None if row is None else _compute_target_record(row)
+
+    def list_compute_targets(self) -> list[ComputeTargetRecord]:
+        with self._reading() as connection:
+            rows = connection.execute(sa.select(compute_targets).order_by(compute_targets.c.name)).all()
+        return [_compute_target_record(row) for row in rows]
 
     # tags and properties
     def set_tags(self, run_id: str, new_tags: Mapping[str, str | None]) -> None:
@@ -171,15 +233,16 @@ class SqlRunStore(RunStore):
             self._write(_append_batches, batches)
 
     def get_metrics(
-        self, run_id: str, names: Sequence[str] | None = None, start: int = 0
+        self, run_id: str, names: Sequence[str] | None = None, start: int | Mapping[str, int] = 0
     ) -> dict[str, MetricSeries]:
         series_query = sa.select(metrics).where(metrics.c.run_id == run_id).order_by(metrics.c.name)
         if names is not None:
             series_query = series_query.where(metrics.c.name.in_(list(names)))
         with self._reading() as connection:
             series_rows = connection.execute(series_query).all()
-            chunks = _chunks_by_metric(connection, [row.id for row in series_rows], start)
-        return {row.name: _series(row, chunks.get(row.id, []), start) for row in series_rows}
+            starts = {row.name: _start_of(row.name, start) for row in series_rows}
+            chunks = _chunks_by_metric(connection, [row.id for row in series_rows], min(starts.values(), default=0))
+        return {row.name: _series(row, chunks.get(row.id, []), starts[row.name]) for row in series_rows}
 
     def get_metric_summaries(self, run_id: str) -> list[MetricSummary]:
         query = sa.select(metrics).where(metrics.c.run_id == run_id).order_by(metrics.c.name)
@@ -216,6 +279,7 @@ def _insert_run(
     parent_id: str | None,
     status: str,
     run_type: str,
+    target: str | None,
 ) -> str:
     number = connection.execute(
         sa.select(sa.func.coalesce(sa.func.max(runs.c.number), 0) + 1).where(runs.c.experiment_id == experiment_id)
@@ -240,6 +304,7 @@ def _insert_run(
             status=status,
             parent_id=parent_id,
             run_type=run_type,
+            target=target,
             created_time=now,
             start_time=now if status == RunStatus.RUNNING else None,
         )
@@ -248,9 +313,14 @@ def _insert_run(
 
 
 def _update_status(
-    connection: Connection, run_id: str, status: str, error: dict[str, Any] | None, only_if_not_terminal: bool
+    connection: Connection,
+    run_id: str,
+    status: str,
+    error: dict[str, Any] | None,
+    only_if_not_terminal: bool,
+    at: float | None,
 ) -> None:
-    now = time.time()
+    now = time.time() if at is None else at
     values: dict[str, Any] = {"status": status}
     if status == RunStatus.RUNNING:
         values["start_time"] = sa.func.coalesce(runs.c.start_time, now)
@@ -263,6 +333,83 @@ def _update_status(
     if only_if_not_terminal:
         update = update.where(runs.c.status.not_in(list(RunStatus.TERMINAL)))
     connection.execute(update)
+
+
+_ALIVE = (RunStatus.QUEUED, RunStatus.STARTING, RunStatus.RUNNING)
+_HOLDING_A_SLOT = (RunStatus.STARTING, RunStatus.RUNNING)
+
+
+def _silence(record: RunRecord, now: float) -> float | None:
+    """Seconds since the last heartbeat of a job run that should be beating but is not; else None."""
+    if record.run_type != JOB_RUN_TYPE or record.status not in _ALIVE or record.heartbeat_time is None:
+        return None
+    silence = now - record.heartbeat_time
+    return silence if silence > HEARTBEAT_TIMEOUT_S else None
+
+
+def _fail_stale_run(connection: Connection, run_id: str, error: dict[str, Any]) -> None:
+    now = time.time()
+    connection.execute(
+        sa.update(runs)
+        .where(
+            runs.c.id == run_id,
+            runs.c.status.in_(_ALIVE),
+            runs.c.heartbeat_time < now - HEARTBEAT_TIMEOUT_S,  # it did not beat since we read it
+        )
+        .values(
+            status=RunStatus.FAILED,
+            error=json.dumps(error),
+            end_time=now,
+            start_time=sa.func.coalesce(runs.c.start_time, now),
+        )
+    )
+
+
+def _beat(connection: Connection, run_id: str) -> str:
+    connection.execute(sa.update(runs).where(runs.c.id == run_id).values(heartbeat_time=time.time()))
+    return connection.execute(sa.select(runs.c.status).where(runs.c.id == run_id)).scalar_one()
+
+
+def _claim_slot(connection: Connection, run_id: str, target: str, max_concurrent: int) -> bool:
+    now = time.time()
+    alive = sa.or_(runs.c.heartbeat_time.is_(None), runs.c.heartbeat_time >= now - HEARTBEAT_TIMEOUT_S)
+    mine = connection.execute(sa.select(runs.c.status, runs.c.created_time).where(runs.c.id == run_id)).first()
+    if mine is None or mine.status != RunStatus.QUEUED:
+        return False
+
+    def count(*conditions) -> int:
+        query = sa.select(sa.func.count()).select_from(runs).where(runs.c.target == target, runs.c.id != run_id, alive)
+        return connection.execute(query.where(*conditions)).scalar_one()
+
+    busy = count(runs.c.status.in_(_HOLDING_A_SLOT))
+    waiting_before = count(
+        runs.c.status == RunStatus.QUEUED,
+        runs.c.heartbeat_time.is_not(None),  # only queued jobs whose supervisor is waiting too
+        sa.or_(
+            runs.c.created_time < mine.created_time,
+            sa.and_(runs.c.created_time == mine.created_time, runs.c.id < run_id),
+        ),
+    )
+    if busy + waiting_before >= max_concurrent:
+        return False
+    connection.execute(
+        sa.update(runs).where(runs.c.id == run_id).values(status=RunStatus.STARTING, heartbeat_time=now)
+    )
+    return True
+
+
+def _upsert_compute_target(connection: Connection, name: str, kind: str, config: str) -> None:
+    existing = connection.execute(
+        sa.select(compute_targets.c.created_time).where(compute_targets.c.name == name)
+    ).scalar_one_or_none()
+    if existing is None:
+        connection.execute(
+            sa.insert(compute_targets).values(name=name, kind=kind, config=config, created_time=time.time())
+        )
+    else:
+        connection.execute(
+            sa.update(compute_targets).where(compute_targets.c.name == name).values(kind=kind, config=config)
+        )
 
 
 def _upsert(connection: Connection, table: sa.Table, run_id: str, items: Mapping[str, Any]) -> None:
@@ -350,7 +497,13 @@ def _run_record(row) -> RunRecord:
         end_time=row.end_time,
         run_type=row.run_type,
         error=None if row.error is None else json.loads(row.error),
+        target=row.target,
+        heartbeat_time=row.heartbeat_time,
     )
+
+
+def _compute_target_record(row) -> ComputeTargetRecord:
+    return ComputeTargetRecord(name=row.name, kind=row.kind, config=json.loads(row.config), created_time=row.created_time)
 
 
 def _chunks_by_metric(connection: Connection, metric_ids: list[int], start: int) -> dict[int, list]:
@@ -368,6 +521,10 @@ def _chunks_by_metric(connection: Connection, metric_ids: list[int], start: int)
     for chunk in connection.execute(query):
         grouped.setdefault(chunk.metric_id, []).append(chunk)
     return grouped
+
+
+def _start_of(name: str, start: int | Mapping[str, int]) -> int:
+    return start.get(name, 0) if isinstance(start, Mapping) else start
 
 
 def _series(row, chunks: list, start: int) -> MetricSeries:

@@ -1,0 +1,226 @@
+"""Compute targets: where jobs run. A target is registered in the workspace by name and kind.
+
+A target's one duty is :meth:`ComputeTarget.start`: run the job's supervisor
+(``python -m runhistory.jobs.supervisor RUN_ID``, see :meth:`supervisor_command`)
+somewhere, with the workspace URIs in its environment and a working folder of its own.
+The supervisor does everything else, so a new kind of target (a Ray cluster) is one
+more subclass with its own ``kind``, provisioning configuration and ``start``.
+"""
+
+from __future__ import annotations
+
+import abc
+import os
+import re
+import sys
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from runhistory.environment import ENV_ARTIFACT_URI, ENV_RUN_ID, ENV_TRACKING_URI
+from runhistory.errors import JobConfigError, NotFoundError
+from runhistory.store.base import ComputeTargetRecord, RunFilter, RunStatus
+
+if TYPE_CHECKING:
+    from runhistory.run import Run
+    from runhistory.workspace import Workspace
+
+LOCAL_TARGET_NAME = "local"
+SUPERVISOR_MODULE = "runhistory.jobs.supervisor"
+_TARGET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,254}$")
+
+
+class ProvisioningConfiguration(abc.ABC):
+    """What ``ComputeTarget.create`` registers: a kind of target and its settings."""
+
+    kind: ClassVar[str]
+
+    @abc.abstractmethod
+    def to_dict(self) -> dict[str, Any]:
+        """The settings as JSON-ready values, as the workspace stores them."""
+
+
+@dataclass(frozen=True)
+class ComputeTargetStatus:
+    """What ``get_status()`` tells: provisioning state and the target's jobs right now."""
+
+    name: str
+    kind: str
+    provisioning_state: str
+    running_runs: int
+    queued_runs: int
+    max_concurrent_runs: int | None
+
+    def serialize(self) -> dict[str, Any]:
+        """The status as a dict."""
+        return dict(self.__dict__)
+
+
+class ComputeTarget(abc.ABC):
+    """A registered compute target. ``ComputeTarget(ws, name)`` gets one (of its own kind's class);
+    ``ComputeTarget.create(ws, name, config)`` registers one; ``"local"`` always exists."""
+
+    kind: ClassVar[str] = ""
+    _kinds: ClassVar[dict[str, type["ComputeTarget"]]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.kind:
+            ComputeTarget._kinds[cls.kind] = cls
+
+    def __new__(cls, workspace: "Workspace", name: str) -> "ComputeTarget":
+        record = _lookup(workspace, name)
+        target_class = _class_of(record.kind)
+        if not issubclass(target_class, cls):
+            raise JobConfigError(f"Compute target {name!r} is a {record.kind} target, not a {cls.kind} one.")
+        return target_class._from_record(workspace, record)
+
+    def __init__(self, workspace: "Workspace", name: str) -> None:
+        """Get the compute target ``name`` of ``workspace`` (NotFoundError when there is none)."""
+
+    @classmethod
+    def _from_record(cls, workspace: "Workspace", record: ComputeTargetRecord) -> "ComputeTarget":
+        target = object.__new__(cls)
+        target.workspace = workspace
+        target._record = record
+        return target
+
+    @staticmethod
+    def create(
+        workspace: "Workspace", name: str, provisioning_configuration: ProvisioningConfiguration
+    ) -> "ComputeTarget":
+        """Register a compute target in the workspace (replacing one of that name); it survives restarts."""
+        if not isinstance(provisioning_configuration, ProvisioningConfiguration):
+            raise JobConfigError(
+                f"ComputeTarget.create({name!r}, ...) takes a provisioning configuration such as "
+                f"LocalCompute.provisioning_configuration(), got {type(provisioning_configuration).__name__}."
+            )
+        kind = provisioning_configuration.kind
+        _class_of(kind)
+        if not isinstance(name, str) or not _TARGET_NAME.match(name):
+            raise JobConfigError(
+                f"Compute target name {name!r} is not valid: use 1 to 255 letters, digits, '_', '.' or '-', "
+                f"starting with a letter or digit."
+            )
+        if name == LOCAL_TARGET_NAME and kind != LOCAL_TARGET_NAME:
+            raise JobConfigError(f"The compute target {LOCAL_TARGET_NAME!r} is built in and must stay a local target.")
+        workspace._backends.store.save_compute_target(name, kind, provisioning_configuration.to_dict())
+        return ComputeTarget(workspace, name)
+
+    @staticmethod
+    def list(workspace: "Workspace") -> list["ComputeTarget"]:
+        """Every compute target of the workspace: ``local`` first, then the others by name."""
+        records = {record.name: record for record in workspace._backends.store.list_compute_targets()}
+        records.setdefault(LOCAL_TARGET_NAME, _BUILT_IN_LOCAL)
+        names = [LOCAL_TARGET_NAME, *sorted(name for name in records if name != LOCAL_TARGET_NAME)]
+        return [_class_of(records[name].kind)._from_record(workspace, records[name]) for name in names]
+
+    # identity and settings
+    @property
+    def name(self) -> str:
+        """The target's name in its workspace."""
+        return self._record.name
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """The settings it was created with."""
+        return dict(self._record.config)
+
+    @property
+    def max_concurrent_runs(self) -> int | None:
+        """How many of its jobs may run at once (None: no limit); the others wait Queued."""
+        return self._record.config.get("max_concurrent_runs")
+
+    @property
+    def provisioning_state(self) -> str:
+        """``Succeeded`` once the target can take jobs."""
+        return "Succeeded"
+
+    # state
+    def get_status(self) -> ComputeTargetStatus:
+        """Provisioning state and how many of its jobs run and wait right now."""
+        store = self.workspace._backends.store
+
+        def count(*statuses: str) -> int:
+            return sum(len(store.list_runs(RunFilter(target=self.name, status=status))) for status in statuses)
+
+        return ComputeTargetStatus(
+            name=self.name,
+            kind=self.kind,
+            provisioning_state=self.provisioning_state,
+            running_runs=count(RunStatus.STARTING, RunStatus.RUNNING),
+            queued_runs=count(RunStatus.QUEUED),
+            max_concurrent_runs=self.max_concurrent_runs,
+        )
+
+    def wait_for_completion(
+        self,
+        show_output: bool = False,
+        min_node_count: int | None = None,
+        timeout_in_minutes: float = 20,
+        is_delete_operation: bool = False,
+    ) -> None:
+        """Wait until the target is provisioned; with ``show_output``, say so.
+
+        A local target is ready as soon as it is registered, so azureml's options
+        (``min_node_count``, ``timeout_in_minutes``, ...) have nothing to wait for here.
+        """
+        if show_output:
+            limit = self.max_concurrent_runs
+            at_once = "no limit on jobs at once" if limit is None else f"at most {limit} jobs at once"
+            print(f"Compute target {self.name!r} ({self.kind}): {self.provisioning_state}, {at_once}.", flush=True)
+
+    # jobs
+    @abc.abstractmethod
+    def start(self, run: "Run") -> None:
+        """Start the supervisor of a submitted (Queued) job run, and return without waiting for it."""
+
+    def supervisor_command(self, run: "Run", python: str = sys.executable) -> list[str]:
+        """The command that supervises ``run``: the same everywhere, given the environment below."""
+        return [python, "-m", SUPERVISOR_MODULE, run.id]
+
+    def supervisor_environment(self, base: dict[str, str] | None = None) -> dict[str, str]:
+        """``base`` (default: this process's environment) with the workspace URIs, and no run id."""
+        env = dict(os.environ if base is None else base)
+        env.pop(ENV_RUN_ID, None)  # a job submitted from inside a job is not that job
+        env[ENV_TRACKING_URI] = self.workspace.tracking_uri
+        env[ENV_ARTIFACT_URI] = self.workspace.artifact_uri
+        return env
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ComputeTarget) and (other.workspace, other.name) == (self.workspace, self.name)
+
+    def __hash__(self) -> int:
+        return hash((self.workspace, self.name))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r}, config={self._record.config!r})"
+
+    workspace: "Workspace"
+    _record: ComputeTargetRecord
+
+
+_BUILT_IN_LOCAL = ComputeTargetRecord(LOCAL_TARGET_NAME, LOCAL_TARGET_NAME, {}, 0.0)
+
+
+def _lookup(workspace: "Workspace", name: str) -> ComputeTargetRecord:
+    record = workspace._backends.store.get_compute_target(name) if isinstance(name, str) else None
+    if record is None and name == LOCAL_TARGET_NAME:
+        return _BUILT_IN_LOCAL
+    if record is None:
+        known = ", ".join(target.name for target in ComputeTarget.list(workspace))
+        raise NotFoundError(
+            f"No compute target {name!r} in the workspace at {workspace.tracking_uri} (it has: {known}); "
+            f"create it with ComputeTarget.create."
+        )
+    return record
+
+
+def _class_of(kind: str) -> type[ComputeTarget]:
+    import runhistory.compute  # noqa: F401 - registers every kind of target
+
+    found = ComputeTarget._kinds.get(kind)
+    if found is None:
+        raise JobConfigError(
+            f"Unknown kind of compute target {kind!r}; this runhistory knows {', '.join(sorted(ComputeTarget._kinds))}."
+        )
+    return found

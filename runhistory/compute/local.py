@@ -1,0 +1,78 @@
+"""The local compute target: jobs run on this machine, each supervised by a detached process."""
+
+from __future__ import annotations
+
+import subprocess
+import tempfile
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from runhistory.compute.base import ComputeTarget, ProvisioningConfiguration
+from runhistory.errors import JobConfigError
+
+if TYPE_CHECKING:
+    from runhistory.run import Run
+
+JOBS_FOLDER_NAME = "runhistory-jobs"
+SUPERVISOR_OUTPUT = "supervisor.log"
+
+
+@dataclass(frozen=True)
+class LocalComputeConfiguration(ProvisioningConfiguration):
+    """Settings of a local target: how many jobs at once, and where their working folders go."""
+
+    kind: ClassVar[str] = "local"
+    max_concurrent_runs: int | None = None
+    working_directory: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The settings as the workspace stores them."""
+        return {"max_concurrent_runs": self.max_concurrent_runs, "working_directory": self.working_directory}
+
+
+class LocalCompute(ComputeTarget):
+    """Runs jobs on this machine. Each job gets a folder of its own under ``working_directory``
+    (default: ``<temp>/runhistory-jobs``), named by its run id; a Completed job's folder is removed."""
+
+    kind: ClassVar[str] = "local"
+
+    @staticmethod
+    def provisioning_configuration(
+        max_concurrent_runs: int | None = None, working_directory: str | None = None
+    ) -> LocalComputeConfiguration:
+        """The configuration ``ComputeTarget.create`` registers; ``max_concurrent_runs=None`` means no limit."""
+        if max_concurrent_runs is not None and (
+            isinstance(max_concurrent_runs, bool) or not isinstance(max_concurrent_runs, int) or max_concurrent_runs < 1
+        ):
+            raise JobConfigError(f"max_concurrent_runs must be a positive integer or None, got {max_concurrent_runs!r}.")
+        folder = None if working_directory is None else str(Path(working_directory).expanduser().resolve())
+        return LocalComputeConfiguration(max_concurrent_runs, folder)
+
+    @property
+    def jobs_directory(self) -> Path:
+        """The folder that holds one working folder per job."""
+        configured = self._record.config.get("working_directory")
+        return Path(configured) if configured else Path(tempfile.gettempdir()) / JOBS_FOLDER_NAME
+
+    def start(self, run: "Run") -> None:
+        """Start the job's supervisor in a new session (so that it outlives this process)."""
+        folder = self.jobs_directory / run.id
+        folder.mkdir(parents=True, exist_ok=False)  # a job's folder is never shared
+        # The first heartbeat comes from here: a supervisor that dies before its own first
+        # heartbeat still leaves a run that readers see as Failed.
+        self.workspace._backends.store.heartbeat(run.id)
+        with open(folder / SUPERVISOR_OUTPUT, "wb") as output:
+            process = subprocess.Popen(
+                self.supervisor_command(run),
+                cwd=folder,
+                env=self.supervisor_environment(),
+                stdin=subprocess.DEVNULL,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                close_fds=True,
+            )
+        # Reap the supervisor when it ends, so that a long-lived submitter keeps no zombies.
+        threading.Thread(target=process.wait, name=f"runhistory-reap-{process.pid}", daemon=True).start()

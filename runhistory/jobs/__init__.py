@@ -1,0 +1,7 @@
+"""Jobs: a training script run as a tracked run on a compute target.
+
+``config`` (what to run), ``snapshot`` (the source folder, copied into the run's files),
+``submit`` (``Experiment.submit``), ``supervisor`` (runs one job next to its script),
+``streaming`` (files and output into the run's files as they grow), ``watch``
+(``Run.wait_for_completion``). Nothing is imported here, so the supervisor starts fast.
+"""

@@ -1,0 +1,36 @@
+"""The job definition a supervisor reads from the run's files: what to run, and the limits."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+JOB_SPEC_FILE = "job.json"
+SNAPSHOT_PREFIX = "snapshot/"
+DRIVER_LOG = "system_logs/driver.log"
+SUPERVISOR_LOG = "system_logs/supervisor.log"
+LOGS_PREFIX = "logs/"
+OUTPUTS_PREFIX = "outputs/"
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """Everything a supervisor needs besides the workspace URIs and the snapshot."""
+
+    script: str  # relative to the snapshot's root, forward slashes
+    arguments: list[str]
+    target: str
+    max_concurrent_runs: int | None = None
+    max_run_duration_seconds: float | None = None
+    environment_variables: dict[str, str] = field(default_factory=dict)
+
+    def to_json(self) -> bytes:
+        """The spec as UTF-8 JSON."""
+        return json.dumps(asdict(self), indent=2).encode()
+
+    @classmethod
+    def from_json(cls, data: bytes) -> "JobSpec":
+        """The spec written by :meth:`to_json`."""
+        fields: dict[str, Any] = json.loads(data)
+        return cls(**fields)

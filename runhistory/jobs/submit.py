@@ -1,0 +1,77 @@
+"""``Experiment.submit``: snapshot, create the job run (Queued), start it on its compute target."""
+
+from __future__ import annotations
+
+import io
+from typing import TYPE_CHECKING, Any, Mapping
+
+from runhistory.compute.base import ComputeTarget
+from runhistory.errors import JobConfigError
+from runhistory.jobs.config import ScriptRunConfig
+from runhistory.jobs.snapshot import collect_snapshot, upload_snapshot
+from runhistory.jobs.spec import JOB_SPEC_FILE, JobSpec
+from runhistory.metrics import validate_name
+from runhistory.run import Run
+from runhistory.store.base import JOB_RUN_TYPE, RunStatus
+
+if TYPE_CHECKING:
+    from runhistory.experiment import Experiment
+    from runhistory.workspace import Workspace
+
+
+def submit_job(experiment: "Experiment", config: ScriptRunConfig, tags: Mapping[str, Any] | None = None) -> Run:
+    """Submit ``config`` as a new run of ``experiment``; returns the run, Queued or already further."""
+    if not isinstance(config, ScriptRunConfig):
+        raise JobConfigError(
+            f"Experiment.submit takes a ScriptRunConfig or an Estimator, got {type(config).__name__}."
+        )
+    config.validate()
+    checked_tags = _checked_tags(tags, experiment.name)
+    target = resolve_target(experiment.workspace, config.compute_target)
+    snapshot = collect_snapshot(config.source_directory)
+    run = Run._create(
+        experiment, display_name=None, parent_id=None, run_type=JOB_RUN_TYPE, status=RunStatus.QUEUED, target=target.name
+    )
+    try:
+        if checked_tags:
+            run.set_tags(checked_tags)
+        artifacts = experiment.workspace._backends.artifacts
+        upload_snapshot(artifacts, run.id, snapshot)
+        artifacts.write(run.id, JOB_SPEC_FILE, io.BytesIO(_spec(config, target).to_json()))
+        target.start(run)
+    except BaseException as exc:
+        run.fail(exc, error_code="SubmissionFailed")
+        raise
+    return run
+
+
+def resolve_target(workspace: "Workspace", target: "str | ComputeTarget") -> ComputeTarget:
+    """The compute target a config names, as registered in ``workspace`` now."""
+    if isinstance(target, ComputeTarget):
+        if target.workspace != workspace:
+            raise JobConfigError(
+                f"Compute target {target.name!r} belongs to the workspace at {target.workspace.tracking_uri}, "
+                f"not to the one at {workspace.tracking_uri}."
+            )
+        target = target.name
+    return ComputeTarget(workspace, target)
+
+
+def _spec(config: ScriptRunConfig, target: ComputeTarget) -> JobSpec:
+    return JobSpec(
+        script=config.script,
+        arguments=list(config.arguments),
+        target=target.name,
+        max_concurrent_runs=target.max_concurrent_runs,
+        max_run_duration_seconds=config.max_run_duration_seconds,
+        environment_variables=dict(config.environment),
+    )
+
+
+def _checked_tags(tags: Mapping[str, Any] | None, experiment_name: str) -> dict[str, str]:
+    if tags is None:
+        return {}
+    if not isinstance(tags, Mapping):
+        raise JobConfigError(f"tags must be a dict of names to values, got {type(tags).__name__}.")
+    where = f"a new job of experiment {experiment_name!r}"
+    return {validate_name(key, "tag", where): "" if value is None else str(value) for key, value in tags.items()}

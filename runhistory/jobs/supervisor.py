@@ -1,0 +1,303 @@
+"""The supervisor of one job: ``python -m runhistory.jobs.supervisor RUN_ID``.
+
+It needs nothing but ``$RUNHISTORY_TRACKING_URI`` and ``$RUNHISTORY_ARTIFACT_URI`` and a
+working folder of its own (its current folder), so any compute target can start it
+anywhere. It writes the run's snapshot into ``work/``, runs the script there with the
+run's identity in its environment, and while the script runs:
+
+- streams ``work/logs`` into the run's files ``logs/`` and the script's stdout and
+  stderr into ``system_logs/driver.log``, every ``FOLLOW_INTERVAL_S``;
+- heartbeats every ``HEARTBEAT_INTERVAL_S`` (readers fail a job whose heartbeat stops),
+  and ends the script's process group when the run is canceled or runs too long.
+
+At the end it uploads ``work/outputs`` to ``outputs/`` and sets the run Completed, or
+Failed with the exit code and the tail of stderr.
+
+To start the script as early as possible, the run-history store (slow to import and
+open) is opened only after the script has started, unless the target limits how many
+jobs run at once: then the job must first claim a slot.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+from runhistory.artifacts import open_artifact_store
+from runhistory.environment import ENV_ARTIFACT_URI, ENV_RUN_ID, ENV_TRACKING_URI
+from runhistory.jobs.process import describe_exit, end_process_group, kill_leftovers, start_script
+from runhistory.jobs.snapshot import download_snapshot
+from runhistory.jobs.spec import (
+    DRIVER_LOG,
+    JOB_SPEC_FILE,
+    LOGS_PREFIX,
+    OUTPUTS_PREFIX,
+    SUPERVISOR_LOG,
+    JobSpec,
+)
+from runhistory.jobs.streaming import ArtifactLog, FolderFollower, Tail, start_pump
+
+if TYPE_CHECKING:
+    from runhistory.store.base import RunStore
+
+# Mirrors runhistory.store.base (not imported here: it loads numpy, which costs start-up time).
+QUEUED, RUNNING, COMPLETED, FAILED, CANCELED = "Queued", "Running", "Completed", "Failed", "Canceled"
+TERMINAL = frozenset({COMPLETED, FAILED, CANCELED})
+
+FOLLOW_INTERVAL_S = 0.2
+SLOT_POLL_INTERVAL_S = 0.5
+PUMP_JOIN_TIMEOUT_S = 5.0
+WORK_FOLDER = "work"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a job ended, as the run should record it (None status: leave the run as it is)."""
+
+    status: str | None
+    error: dict[str, Any] | None = None
+
+
+class Supervisor:
+    """Runs one job in ``folder`` and keeps its run up to date."""
+
+    def __init__(self, run_id: str, folder: Path, tracking_uri: str, artifact_uri: str) -> None:
+        self.run_id = run_id
+        self.folder = folder
+        self.work = folder / WORK_FOLDER
+        self.tracking_uri = tracking_uri
+        self.artifact_uri = artifact_uri
+        self.artifacts = open_artifact_store(artifact_uri)
+        self.log = ArtifactLog(self.artifacts, run_id, SUPERVISOR_LOG)
+        self._store: RunStore | None = None
+        self._process: subprocess.Popen | None = None
+        self._stop = threading.Event()
+        self._stop_outcome: Outcome | None = None
+        self._done = threading.Event()
+
+    # --- the whole job ---
+
+    def run(self) -> int:
+        """Supervise the job to its end; the exit code of the supervisor process."""
+        signal.signal(signal.SIGTERM, self._on_sigterm)
+        try:
+            outcome = self._supervise()
+        except BaseException as exc:  # noqa: BLE001 - whatever happens, the run must end
+            self.note(traceback.format_exc().rstrip())
+            if self._process is not None and self._process.poll() is None:
+                end_process_group(self._process)
+            outcome = Outcome(FAILED, _supervisor_error(exc))
+        self._finish(outcome)
+        return 0
+
+    def _supervise(self) -> Outcome:
+        self.note(f"Supervisor of run {self.run_id} (pid {os.getpid()}) in {self.folder}")
+        spec = JobSpec.from_json(self.artifacts.read(self.run_id, JOB_SPEC_FILE))
+        self.work.mkdir(parents=True, exist_ok=True)
+        count = download_snapshot(self.artifacts, self.run_id, self.work)
+        self.note(f"Snapshot: {count} files")
+        if spec.max_concurrent_runs is not None and not self._wait_for_slot(spec):
+            return self._stop_outcome or Outcome(None)
+        return self._run_script(spec)
+
+    def _run_script(self, spec: JobSpec) -> Outcome:
+        """Run the script to its end, streaming its files and output, and say how it ended."""
+        started, started_at = time.monotonic(), time.time()
+        process = self._process = start_script(spec.script, spec.arguments, self.work, self._script_environment(spec))
+        self.note(f"Started python {' '.join([spec.script, *spec.arguments])} (pid {process.pid})")
+        driver, stderr_tail = ArtifactLog(self.artifacts, self.run_id, DRIVER_LOG), Tail()
+        pumps = [start_pump(process.stdout, driver), start_pump(process.stderr, driver, stderr_tail)]
+        follower = FolderFollower(self.artifacts, self.run_id, self.work / "logs", LOGS_PREFIX)
+        self.store.set_status(self.run_id, RUNNING, at=started_at)
+        threading.Thread(target=self._heartbeat_loop, name="runhistory-heartbeat", daemon=True).start()
+        ended = self._follow(process, spec, started, lambda: self._sync(follower, driver))
+        for pump in pumps:
+            pump.join(PUMP_JOIN_TIMEOUT_S)
+        self._sync(follower, driver)
+        self._upload_outputs()
+        if isinstance(ended, Outcome):
+            return ended
+        return _exit_outcome(spec.script, ended, time.monotonic() - started, stderr_tail.text())
+
+    def _finish(self, outcome: Outcome) -> None:
+        try:
+            if outcome.status is not None:
+                record = self.store.set_status(self.run_id, outcome.status, error=outcome.error)
+                self.note(f"Run {record.status}")
+        finally:
+            self._done.set()
+            self._flush_quietly(self.log)
+        if outcome.status == COMPLETED:
+            shutil.rmtree(self.folder, ignore_errors=True)
+
+    # --- the store, opened late ---
+
+    @property
+    def store(self) -> "RunStore":
+        """The run-history store (opened on first use: importing and opening it takes ~0.3 s)."""
+        if self._store is None:
+            from runhistory.backends import open_backends
+
+            self._store = open_backends(self.tracking_uri, self.artifact_uri).store
+        return self._store
+
+    def _wait_for_slot(self, spec: JobSpec) -> bool:
+        """Wait until the target has a free slot (True), or the run ends while queued (False)."""
+        assert spec.max_concurrent_runs is not None
+        told = False
+        while not self._stop.is_set():
+            if self.store.claim_job_slot(self.run_id, spec.target, spec.max_concurrent_runs):
+                return True
+            if self.store.heartbeat(self.run_id) in TERMINAL:
+                return False
+            if not told:
+                self.note(f"Queued: {spec.target} runs {spec.max_concurrent_runs} jobs at most; waiting for a slot")
+                self._flush_quietly(self.log)
+                told = True
+            time.sleep(SLOT_POLL_INTERVAL_S)
+        return False
+
+    def _heartbeat_loop(self) -> None:
+        from runhistory.store.base import HEARTBEAT_INTERVAL_S
+
+        while True:
+            try:
+                status = self.store.heartbeat(self.run_id)
+            except Exception as exc:  # noqa: BLE001 - a busy store must not stop the job
+                self.note(f"Heartbeat failed (will retry): {exc}")
+                status = None
+            if status in TERMINAL:
+                self._request_stop(Outcome(None), f"the run was set {status} from outside")
+                return
+            if self._done.wait(HEARTBEAT_INTERVAL_S):
+                return
+
+    # --- while the script runs ---
+
+    def _script_environment(self, spec: JobSpec) -> dict[str, str]:
+        env = {key: value for key, value in os.environ.items()}
+        env.update(spec.environment_variables)
+        env.update(
+            {
+                ENV_RUN_ID: self.run_id,
+                ENV_TRACKING_URI: self.tracking_uri,
+                ENV_ARTIFACT_URI: self.artifact_uri,
+                "PYTHONUNBUFFERED": "1",  # output reaches the driver log as it is printed
+            }
+        )
+        return env
+
+    def _follow(
+        self, process: subprocess.Popen, spec: JobSpec, started: float, sync: Callable[[], None]
+    ) -> int | Outcome:
+        """Sync files until the script exits (its return code), or it is stopped or runs too
+        long (the outcome)."""
+        limit = spec.max_run_duration_seconds
+        while True:
+            try:
+                returncode = process.wait(timeout=FOLLOW_INTERVAL_S)
+            except subprocess.TimeoutExpired:
+                returncode = None
+            sync()
+            if returncode is not None:
+                kill_leftovers(process)
+                self.note(f"{spec.script} {describe_exit(returncode)}")
+                return returncode
+            if self._stop.is_set():
+                end_process_group(process)
+                assert self._stop_outcome is not None
+                return self._stop_outcome
+            if limit is not None and time.monotonic() - started > limit:
+                end_process_group(process)
+                message = f"The job ran longer than max_run_duration_seconds={limit:g} and was stopped."
+                self.note(message)
+                return Outcome(FAILED, {"message": message, "code": "MaxRunDurationExceeded"})
+
+    def _sync(self, follower: FolderFollower, driver: ArtifactLog) -> None:
+        for action in (follower.sync, driver.flush, self.log.flush):
+            try:
+                action()
+            except Exception as exc:  # noqa: BLE001 - retried on the next pass
+                print(f"runhistory supervisor: could not sync files of {self.run_id}: {exc}", file=sys.stderr)
+
+    def _upload_outputs(self) -> None:
+        outputs = self.work / "outputs"
+        if not outputs.is_dir():
+            return
+        uploaded = 0
+        for path in sorted(p for p in outputs.rglob("*") if p.is_file()):
+            with open(path, "rb") as source:
+                self.artifacts.write(self.run_id, OUTPUTS_PREFIX + path.relative_to(outputs).as_posix(), source)
+            uploaded += 1
+        self.note(f"Uploaded {uploaded} files from ./outputs")
+
+    # --- stopping ---
+
+    def _request_stop(self, outcome: Outcome, why: str) -> None:
+        if not self._stop.is_set():
+            self._stop_outcome = outcome
+            self.note(f"Stopping the job: {why}")
+            self._stop.set()
+
+    def _on_sigterm(self, _signum: int, _frame: Any) -> None:
+        message = "The job's supervisor was terminated (SIGTERM); the job was stopped."
+        self._request_stop(Outcome(FAILED, {"message": message, "code": "SupervisorTerminated"}), "SIGTERM")
+
+    # --- its own log ---
+
+    def note(self, message: str) -> None:
+        """A line of the supervisor's log (``system_logs/supervisor.log``)."""
+        self.log.write_line(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {message}")
+
+    @staticmethod
+    def _flush_quietly(log: ArtifactLog) -> None:
+        try:
+            log.flush()
+        except Exception as exc:  # noqa: BLE001
+            print(f"runhistory supervisor: could not write its log: {exc}", file=sys.stderr)
+
+
+def _exit_outcome(script: str, returncode: int, seconds: float, stderr_tail: str) -> Outcome:
+    """Completed on exit code 0; else Failed with the exit code (or signal) and the end of stderr."""
+    if returncode == 0:
+        return Outcome(COMPLETED)
+    message = f"The script {script} {describe_exit(returncode)} after {seconds:.1f} s."
+    if stderr_tail:
+        message += f" The end of its stderr:\n{stderr_tail}"
+    error = {"message": message, "code": "UserError", "exit_code": returncode, "stderr_tail": stderr_tail}
+    return Outcome(FAILED, error)
+
+
+def _supervisor_error(exc: BaseException) -> dict[str, Any]:
+    return {
+        "message": f"The job's supervisor failed: {type(exc).__name__}: {exc}",
+        "code": "SupervisorError",
+        "traceback": "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: supervise the job of the run id given as the only argument."""
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        print("usage: python -m runhistory.jobs.supervisor RUN_ID", file=sys.stderr)
+        return 2
+    tracking_uri = os.environ.get(ENV_TRACKING_URI)
+    artifact_uri = os.environ.get(ENV_ARTIFACT_URI)
+    if not tracking_uri or not artifact_uri:
+        print(f"runhistory supervisor: ${ENV_TRACKING_URI} and ${ENV_ARTIFACT_URI} must be set.", file=sys.stderr)
+        return 2
+    return Supervisor(args[0], Path.cwd(), tracking_uri, artifact_uri).run()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

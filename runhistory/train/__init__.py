@@ -1,0 +1,1 @@
+"""azureml's ``train`` namespace: framework estimators, as aliases of :class:`~runhistory.Estimator`."""
