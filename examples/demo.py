@@ -1,9 +1,11 @@
-"""``make demo``: scenario 2 end to end in a temporary folder, then TensorBoard over its export.
+"""``make demo``: both reference scenarios end to end in a temporary folder.
 
-Runs ``scenario2_export.py`` as written, shows the root run with ``runhistory runs show``,
-then serves ``exportedTBlogs`` with the real TensorBoard, prints its URL and what it shows
-(read back from TensorBoard's own HTTP API), and keeps serving until Ctrl-C when run from
-a terminal.
+Runs ``scenario1_job.py`` as written (a training job on a local compute target, watched
+live in TensorBoard; it prints the URL and what TensorBoard showed), then
+``scenario2_export.py`` (a scikit-learn sweep exported to TensorBoard), shows its root run
+with ``runhistory runs show``, serves ``exportedTBlogs`` with the real TensorBoard, prints
+its URL and what it shows (read back from TensorBoard's own HTTP API), and keeps serving
+until Ctrl-C when run from a terminal.
 """
 
 from __future__ import annotations
@@ -29,6 +31,9 @@ def main() -> None:
     folder = Path(tempfile.mkdtemp(prefix="runhistory-demo-"))
     os.chdir(folder)
     print(f"Demo folder: {folder}")
+    print("\n== Scenario 1: a job that writes TensorBoard logs itself, watched live")
+    runpy.run_path(str(EXAMPLES / "scenario1_job.py"), run_name="__main__")
+    print("\n== Scenario 2: run history of a scikit-learn sweep, exported to TensorBoard")
     runpy.run_path(str(EXAMPLES / "scenario2_export.py"), run_name="__main__")
     root = next(Experiment(Workspace.from_config(), "export-to-tensorboard").get_runs())
     subprocess.run(["runhistory", "runs", "show", f"export-to-tensorboard:{root.number}"], check=True)

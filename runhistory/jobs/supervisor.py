@@ -45,13 +45,11 @@ from runhistory.jobs.spec import (
     JobSpec,
 )
 from runhistory.jobs.streaming import ArtifactLog, FolderFollower, Tail, start_pump
+from runhistory.status import RunStatus
 
 if TYPE_CHECKING:
     from runhistory.store.base import RunStore
 
-# Mirrors runhistory.store.base (not imported here: it loads numpy, which costs start-up time).
-QUEUED, RUNNING, COMPLETED, FAILED, CANCELED = "Queued", "Running", "Completed", "Failed", "Canceled"
-TERMINAL = frozenset({COMPLETED, FAILED, CANCELED})
 
 FOLLOW_INTERVAL_S = 0.2
 SLOT_POLL_INTERVAL_S = 0.5
@@ -95,7 +93,7 @@ class Supervisor:
             self.note(traceback.format_exc().rstrip())
             if self._process is not None and self._process.poll() is None:
                 end_process_group(self._process)
-            outcome = Outcome(FAILED, _supervisor_error(exc))
+            outcome = Outcome(RunStatus.FAILED, _supervisor_error(exc))
         self._finish(outcome)
         return 0
 
@@ -117,7 +115,7 @@ class Supervisor:
         driver, stderr_tail = ArtifactLog(self.artifacts, self.run_id, DRIVER_LOG), Tail()
         pumps = [start_pump(process.stdout, driver), start_pump(process.stderr, driver, stderr_tail)]
         follower = FolderFollower(self.artifacts, self.run_id, self.work / "logs", LOGS_PREFIX)
-        self.store.set_status(self.run_id, RUNNING, at=started_at)
+        self.store.set_status(self.run_id, RunStatus.RUNNING, at=started_at)
         threading.Thread(target=self._heartbeat_loop, name="runhistory-heartbeat", daemon=True).start()
         ended = self._follow(process, spec, started, lambda: self._sync(follower, driver))
         for pump in pumps:
@@ -136,7 +134,7 @@ class Supervisor:
         finally:
             self._done.set()
             self._flush_quietly(self.log)
-        if outcome.status == COMPLETED:
+        if outcome.status == RunStatus.COMPLETED:
             shutil.rmtree(self.folder, ignore_errors=True)
 
     # --- the store, opened late ---
@@ -157,7 +155,7 @@ class Supervisor:
         while not self._stop.is_set():
             if self.store.claim_job_slot(self.run_id, spec.target, spec.max_concurrent_runs):
                 return True
-            if self.store.heartbeat(self.run_id) in TERMINAL:
+            if self.store.heartbeat(self.run_id) in RunStatus.TERMINAL:
                 return False
             if not told:
                 self.note(f"Queued: {spec.target} runs {spec.max_concurrent_runs} jobs at most; waiting for a slot")
@@ -167,7 +165,7 @@ class Supervisor:
         return False
 
     def _heartbeat_loop(self) -> None:
-        from runhistory.store.base import HEARTBEAT_INTERVAL_S
+        from runhistory.status import HEARTBEAT_INTERVAL_S
 
         while True:
             try:
@@ -175,7 +173,7 @@ class Supervisor:
             except Exception as exc:  # noqa: BLE001 - a busy store must not stop the job
                 self.note(f"Heartbeat failed (will retry): {exc}")
                 status = None
-            if status in TERMINAL:
+            if status in RunStatus.TERMINAL:
                 self._request_stop(Outcome(None), f"the run was set {status} from outside")
                 return
             if self._done.wait(HEARTBEAT_INTERVAL_S):
@@ -220,7 +218,7 @@ class Supervisor:
                 end_process_group(process)
                 message = f"The job ran longer than max_run_duration_seconds={limit:g} and was stopped."
                 self.note(message)
-                return Outcome(FAILED, {"message": message, "code": "MaxRunDurationExceeded"})
+                return Outcome(RunStatus.FAILED, {"message": message, "code": "MaxRunDurationExceeded"})
 
     def _sync(self, follower: FolderFollower, driver: ArtifactLog) -> None:
         for action in (follower.sync, driver.flush, self.log.flush):
@@ -250,7 +248,7 @@ class Supervisor:
 
     def _on_sigterm(self, _signum: int, _frame: Any) -> None:
         message = "The job's supervisor was terminated (SIGTERM); the job was stopped."
-        self._request_stop(Outcome(FAILED, {"message": message, "code": "SupervisorTerminated"}), "SIGTERM")
+        self._request_stop(Outcome(RunStatus.FAILED, {"message": message, "code": "SupervisorTerminated"}), "SIGTERM")
 
     # --- its own log ---
 
@@ -269,12 +267,12 @@ class Supervisor:
 def _exit_outcome(script: str, returncode: int, seconds: float, stderr_tail: str) -> Outcome:
     """Completed on exit code 0; else Failed with the exit code (or signal) and the end of stderr."""
     if returncode == 0:
-        return Outcome(COMPLETED)
+        return Outcome(RunStatus.COMPLETED)
     message = f"The script {script} {describe_exit(returncode)} after {seconds:.1f} s."
     if stderr_tail:
         message += f" The end of its stderr:\n{stderr_tail}"
     error = {"message": message, "code": "UserError", "exit_code": returncode, "stderr_tail": stderr_tail}
-    return Outcome(FAILED, error)
+    return Outcome(RunStatus.FAILED, error)
 
 
 def _supervisor_error(exc: BaseException) -> dict[str, Any]:

@@ -13,27 +13,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
-
-class RunStatus:
-    """The statuses a run moves through (Azure ML v1 names)."""
-
-    NOT_STARTED = "NotStarted"
-    QUEUED = "Queued"
-    STARTING = "Starting"
-    RUNNING = "Running"
-    COMPLETED = "Completed"
-    FAILED = "Failed"
-    CANCELED = "Canceled"
-
-    ALL = (NOT_STARTED, QUEUED, STARTING, RUNNING, COMPLETED, FAILED, CANCELED)
-    TERMINAL = frozenset({COMPLETED, FAILED, CANCELED})
-
-
-# A job's supervisor writes a heartbeat this often; a job run that is not terminal and whose
-# last heartbeat is older than HEARTBEAT_TIMEOUT_S reads as Failed (its supervisor is gone).
-HEARTBEAT_INTERVAL_S = 1.0
-HEARTBEAT_TIMEOUT_S = 6.0
-JOB_RUN_TYPE = "job"
+from runhistory.status import HEARTBEAT_INTERVAL_S, HEARTBEAT_TIMEOUT_S, JOB_RUN_TYPE, RunStatus
 
 
 class MetricKind:
