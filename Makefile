@@ -20,6 +20,8 @@ test: $(INSTALLED)
 
 bench: $(INSTALLED)
 	$(PY) benchmarks/logging.py
+	$(PY) benchmarks/tensorboard.py
+	$(PY) benchmarks/jobs.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache
