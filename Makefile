@@ -15,7 +15,10 @@ $(INSTALLED): pyproject.toml
 demo: $(INSTALLED)
 	PATH=$(VENV)/bin:$$PATH $(PY) examples/demo.py
 
+# The tests start a throw-away PostgreSQL of their own (tests/postgres.py); `install` puts the
+# Debian postgresql package in when initdb is missing and we are root with apt-get.
 test: $(INSTALLED)
+	scripts/postgres.sh install
 	$(PY) -m pytest -q
 
 bench: $(INSTALLED)

@@ -25,12 +25,21 @@ CONFIG_FILE = "config.json"
 class Workspace:
     """A run history (experiments, runs, metrics) and the files of its runs.
 
-    ``tracking_uri`` is a folder or ``sqlite:///FILE`` (embedded); ``artifact_uri`` a
-    folder (by default ``artifacts/`` beside the database).
+    ``tracking_uri`` is a folder or ``sqlite:///FILE`` (embedded), or
+    ``postgresql://USER:PASSWORD@HOST:PORT/DATABASE``; ``artifact_uri`` a folder (by default
+    ``artifacts/`` beside the SQLite file, ``~/.runhistory/artifacts/HOST_PORT_DATABASE`` for
+    PostgreSQL).
     """
 
-    def __init__(self, tracking_uri: str | os.PathLike, artifact_uri: str | os.PathLike | None = None) -> None:
-        self._backends: Backends = open_backends(tracking_uri, os.fspath(artifact_uri) if artifact_uri else None)
+    def __init__(
+        self,
+        tracking_uri: str | os.PathLike,
+        artifact_uri: str | os.PathLike | None = None,
+        token: str | None = None,
+    ) -> None:
+        # token: the API token of a runhistory server (http(s):// URIs); by default
+        # $RUNHISTORY_TOKEN, else the one `runhistory login URL` saved.
+        self._backends: Backends = open_backends(tracking_uri, os.fspath(artifact_uri) if artifact_uri else None, token)
         self.tracking_uri: str = self._backends.store.uri
         self.artifact_uri: str = self._backends.artifacts.uri
 
@@ -134,7 +143,9 @@ class Workspace:
         return hash((self.tracking_uri, self.artifact_uri))
 
     def __repr__(self) -> str:
-        return f"Workspace(tracking_uri={self.tracking_uri!r}, artifact_uri={self.artifact_uri!r})"
+        from runhistory.store.sql.engine import redact_uri
+
+        return f"Workspace(tracking_uri={redact_uri(self.tracking_uri)!r}, artifact_uri={self.artifact_uri!r})"
 
 
 def _config_at(path: Path) -> Path | None:

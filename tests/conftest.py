@@ -3,12 +3,23 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
 from runhistory import Experiment, Workspace
 
 from tests.helpers import ENV_VARS
+from tests.postgres import STORES, PostgresServer, start_server
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "both_stores: run each test using `ws` on SQLite and on PostgreSQL")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if metafunc.definition.get_closest_marker("both_stores") and "ws" in metafunc.fixturenames:
+        metafunc.parametrize("ws", STORES, indirect=True)
 
 
 @pytest.fixture(autouse=True)
@@ -22,10 +33,31 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return work
 
 
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """A real PostgreSQL server for the session (see tests/postgres.py)."""
+    server, stop = start_server()
+    yield server
+    stop()
+
+
 @pytest.fixture
-def ws(tmp_path: Path) -> Workspace:
-    """A fresh embedded workspace in a temporary folder."""
-    return Workspace.create(tmp_path / "ws")
+def postgres_uri(postgres_server: PostgresServer) -> str:
+    """The URI of a fresh PostgreSQL database holding the newest schema, for this test alone."""
+    return postgres_server.create_database()
+
+
+@pytest.fixture
+def ws(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Workspace]:
+    """A fresh embedded workspace in a temporary folder; parametrized indirectly with
+    ``"postgresql"`` (``tests.postgres.BACKENDS``), a workspace on a fresh PostgreSQL database instead."""
+    backend = getattr(request, "param", "sqlite")
+    if backend == "sqlite":
+        yield Workspace.create(tmp_path / "ws")
+        return
+    workspace = Workspace(request.getfixturevalue("postgres_uri"), tmp_path / "ws" / "artifacts")
+    yield workspace
+    workspace.store.close()  # gives its connections back; the database goes with the cluster
 
 
 @pytest.fixture

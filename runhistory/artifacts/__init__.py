@@ -9,7 +9,15 @@ __all__ = ["ArtifactStore", "open_artifact_store", "validate_artifact_name"]
 
 
 def open_artifact_store(uri: str) -> ArtifactStore:
-    """The artifact store at ``uri`` (a folder for now), without opening any run-history store."""
+    """The artifact store at ``uri`` (a folder or ``s3://bucket/prefix``), without opening any run-history store."""
+    if uri.startswith("s3://"):
+        from runhistory.artifacts.s3 import S3ArtifactStore
+
+        return S3ArtifactStore(uri)
+    if uri.startswith(("http://", "https://")):  # a runhistory server (token from the environment or login)
+        from runhistory.artifacts.remote import RemoteArtifactStore
+
+        return RemoteArtifactStore(uri)
     if "://" in uri:
         scheme = uri.split("://", 1)[0]
         raise RunHistoryError(f"Artifact URI {uri!r} uses {scheme!r}, which this runhistory cannot reach yet; use a folder.")

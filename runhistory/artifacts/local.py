@@ -46,6 +46,7 @@ class LocalArtifactStore(ArtifactStore):
                 if offset > end:
                     raise ArtifactPathError(f"Cannot append {name!r} of run {run_id} at {offset}: it has {end} bytes.")
                 out.truncate(offset)
+                out.seek(offset)  # truncate() leaves the position (so tell()) where it was
             out.write(data)
             return out.tell()
 

@@ -9,6 +9,7 @@ from runhistory.cli.common import WORKSPACE_HELP, RunHistoryGroup, remember_root
 from runhistory.cli.experiments import experiments_group
 from runhistory.cli.jobs import submit_command
 from runhistory.cli.runs import runs_group
+from runhistory.cli.server import login_command, server_group, sync_command
 from runhistory.cli.tensorboard import export_command, tensorboard_command
 
 
@@ -32,6 +33,9 @@ cli.add_command(runs_group)
 cli.add_command(export_command)
 cli.add_command(tensorboard_command)
 cli.add_command(submit_command)
+cli.add_command(server_group)
+cli.add_command(login_command)
+cli.add_command(sync_command)
 
 
 if __name__ == "__main__":

@@ -184,6 +184,9 @@ class ComputeTarget(abc.ABC):
         env.pop(ENV_RUN_ID, None)  # a job submitted from inside a job is not that job
         env[ENV_TRACKING_URI] = self.workspace.tracking_uri
         env[ENV_ARTIFACT_URI] = self.workspace.artifact_uri
+        token = getattr(self.workspace.store, "token", None)  # a runhistory server's API token
+        if token:
+            env["RUNHISTORY_TOKEN"] = token
         return env
 
     def __eq__(self, other: object) -> bool:

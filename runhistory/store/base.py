@@ -223,8 +223,12 @@ class RunStore(abc.ABC):
 
     # metrics
     @abc.abstractmethod
-    def append_metrics(self, batches: Iterable[MetricBatch]) -> None:
-        """Append points to series, atomically for the whole call."""
+    def append_metrics(self, batches: Iterable[MetricBatch], batch_id: str | None = None) -> None:
+        """Append points to series, atomically for the whole call.
+
+        ``batch_id`` (optional, at most 64 characters) makes the call idempotent: a call with
+        an id already applied changes nothing, so a client may retry a batch whose reply it lost.
+        """
 
     @abc.abstractmethod
     def get_metrics(

@@ -101,9 +101,9 @@ def test_without_the_option_the_nearest_config_is_used(isolated, invoke):
         (lambda tmp: _mkdir(tmp / "plain"), "holds no config.json, .runhistory/ or runhistory.db"),
         (lambda tmp: f"sqlite:///{tmp / 'missing.db'}", "No runhistory database at"),
         (lambda tmp: f"sqlite:///{_write(tmp / 'junk.db', 'junk' * 100)}", "as a runhistory workspace database"),
-        (lambda tmp: "http://example.org/ws", "cannot reach yet"),
+        (lambda tmp: "ftp://example.org/ws", "cannot reach yet"),  # http(s):// is a runhistory server
     ],
-    ids=["text-file", "json-file", "missing", "plain-folder", "missing-db", "not-a-db", "http"],
+    ids=["text-file", "json-file", "missing", "plain-folder", "missing-db", "not-a-db", "ftp"],
 )
 def test_a_bad_workspace_is_a_one_line_error_and_creates_nothing(tmp_path, invoke, make_ref, fragment):
     ref = make_ref(tmp_path)

@@ -9,6 +9,9 @@ import pytest
 
 from runhistory import Experiment, Run
 from runhistory.errors import ArtifactNotFoundError, ArtifactPathError
+from tests.postgres import BACKENDS
+
+pytestmark = BACKENDS  # every test on SQLite and on PostgreSQL
 
 
 @pytest.fixture

@@ -10,6 +10,9 @@ import pytest
 
 from runhistory import Experiment, Run
 from runhistory.errors import InvalidNameError, MetricValueError
+from tests.postgres import BACKENDS
+
+pytestmark = BACKENDS  # every test on SQLite and on PostgreSQL
 
 
 @pytest.fixture

@@ -6,6 +6,9 @@ import pytest
 
 from runhistory import Experiment, Run, Workspace
 from runhistory.errors import NotFoundError, RunFinishedError, RunHistoryError, InvalidNameError
+from tests.postgres import BACKENDS
+
+pytestmark = BACKENDS  # every test on SQLite and on PostgreSQL
 
 
 def test_identity_numbers_and_display_names(exp: Experiment) -> None:

@@ -94,6 +94,7 @@ def test_a_workspace_written_by_a_newer_schema_is_refused(tmp_path: Path) -> Non
     db.close()
 
 
+@pytest.mark.both_stores
 def test_get_run_by_id_and_by_experiment_number(ws: Workspace) -> None:
     exp = Experiment(ws, "lookup")
     first = exp.start_logging()

@@ -22,7 +22,7 @@ from sqlalchemy import (
 
 # The newest migration's revision. Checked against Alembic by the tests; kept here so that
 # opening an up-to-date workspace never imports Alembic (it costs ~0.15 s per process).
-SCHEMA_REVISION = "0002"
+SCHEMA_REVISION = "0003"
 
 metadata = MetaData()
 
@@ -106,4 +106,24 @@ metric_chunks = Table(
     Column("vals", LargeBinary, nullable=False),
     Column("times", LargeBinary, nullable=False),
     Index("ix_metric_chunks_metric_first", "metric_id", "first_index"),
+)
+
+# Ids of metric batches already applied: a batch sent again (a client retrying after a lost
+# reply, a spool replayed) is recognised and skipped, so no point is ever stored twice.
+applied_batches = Table(
+    "applied_batches",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("applied_time", Float, nullable=False),
+)
+
+# API tokens of the runhistory server, stored as sha256 hex digests (never the token itself).
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("id", String(16), primary_key=True),
+    Column("name", String(255), nullable=False),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("created_time", Float, nullable=False),
+    Column("revoked_time", Float, nullable=True),
 )

@@ -3,6 +3,14 @@
 Scalar series are stored packed (see :mod:`runhistory.store.codec`): one row per
 flushed batch of a series instead of one row per point, which is what makes a
 million points write and read back in well under a second.
+
+Concurrency. On SQLite every write transaction is ``BEGIN IMMEDIATE`` (one writer at a
+time) and is retried while the file is locked. On PostgreSQL (READ COMMITTED) the writes
+that read-then-write take row locks (``SELECT ... FOR UPDATE``: the experiment row while
+numbering a run, the series row while appending to it), a job slot claim takes a
+transaction-level advisory lock on its compute target, and a transaction that loses a
+race (unique violation, deadlock, serialization failure) is retried from the start, so
+that get-or-create of experiments, series, tags and properties re-reads what won.
 """
 
 from __future__ import annotations
@@ -34,6 +42,7 @@ from runhistory.store.base import (
     RunStore,
 )
 from runhistory.store.sql.schema import (
+    applied_batches,
     compute_targets,
     experiments,
     metric_chunks,
@@ -44,14 +53,19 @@ from runhistory.store.sql.schema import (
 )
 
 _RETRIES_WHEN_LOCKED = 8
+# PostgreSQL SQLSTATEs of a transaction that lost a race and is worth running again:
+# serialization_failure, deadlock_detected, unique_violation.
+_POSTGRES_RETRYABLE = {"40001", "40P01", "23505"}
+_RETRIES_ON_CONFLICT = 8
 
 
 class SqlRunStore(RunStore):
-    """A :class:`RunStore` on any database SQLAlchemy reaches (SQLite for now)."""
+    """A :class:`RunStore` on a database SQLAlchemy reaches: SQLite or PostgreSQL."""
 
     def __init__(self, engine: Engine, uri: str) -> None:
         self._engine = engine
         self.uri = uri
+        self._postgres = engine.dialect.name == "postgresql"
 
     # transactions
     @contextmanager
@@ -68,6 +82,8 @@ class SqlRunStore(RunStore):
 
     def _write(self, work, *args):
         """Run ``work(connection, *args)`` in a write transaction, retrying while locked."""
+        if self._postgres:
+            return self._write_postgres(work, *args)
         for attempt in range(_RETRIES_WHEN_LOCKED):
             try:
                 with self._writing() as connection:
@@ -78,6 +94,21 @@ class SqlRunStore(RunStore):
                 if attempt == _RETRIES_WHEN_LOCKED - 1:
                     raise RunHistoryError(f"The run history at {self.uri} stayed locked by another process.") from exc
                 time.sleep(0.05 * 2**attempt)
+        raise AssertionError("unreachable")
+
+    def _write_postgres(self, work, *args):
+        """Run ``work(connection, *args)`` in a transaction, again from the start when it lost a race."""
+        for attempt in range(_RETRIES_ON_CONFLICT):
+            try:
+                with self._writing() as connection:
+                    return work(connection, *args)
+            except sa.exc.DBAPIError as exc:
+                state = getattr(exc.orig, "sqlstate", None)
+                if state not in _POSTGRES_RETRYABLE or attempt == _RETRIES_ON_CONFLICT - 1:
+                    raise RunHistoryError(
+                        f"The run history at {_redact(self.uri)} could not be written: {_first_line(exc.orig)}"
+                    ) from exc
+                time.sleep(0.01 * 2**attempt * (0.5 + secrets.randbelow(1000) / 1000))
         raise AssertionError("unreachable")
 
     # experiments
@@ -179,7 +210,7 @@ class SqlRunStore(RunStore):
     def _require_run(self, run_id: str) -> RunRecord:
         record = self.get_run(run_id)
         if record is None:
-            raise NotFoundError(f"No run with id {run_id!r} in the run history at {self.uri}.")
+            raise NotFoundError(f"No run with id {run_id!r} in the run history at {_redact(self.uri)}.")
         return record
 
     # jobs
@@ -227,9 +258,11 @@ class SqlRunStore(RunStore):
             return {row.key: row.value for row in connection.execute(query)}
 
     # metrics
-    def append_metrics(self, batches: Iterable[MetricBatch]) -> None:
+    def append_metrics(self, batches: Iterable[MetricBatch], batch_id: str | None = None) -> None:
         batches = [batch for batch in batches if len(batch.values)]
-        if batches:
+        if batch_id is not None:
+            self._write(_append_batches_once, batches, batch_id)
+        elif batches:
             self._write(_append_batches, batches)
 
     def get_metrics(
@@ -260,6 +293,16 @@ class SqlRunStore(RunStore):
         self._engine.dispose()
 
 
+def _redact(uri: str) -> str:
+    from runhistory.store.sql.engine import redact_uri
+
+    return redact_uri(uri)
+
+
+def _first_line(error: BaseException) -> str:
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]
+
+
 # --- write transactions (each takes the connection first) ---
 
 
@@ -281,11 +324,13 @@ def _insert_run(
     run_type: str,
     target: str | None,
 ) -> str:
+    # The experiment row's lock (PostgreSQL; SQLite's BEGIN IMMEDIATE already serializes) makes
+    # numbering and child ids race-free: concurrent creators in one experiment take turns.
+    experiment_name = connection.execute(
+        sa.select(experiments.c.name).where(experiments.c.id == experiment_id).with_for_update()
+    ).scalar_one()
     number = connection.execute(
         sa.select(sa.func.coalesce(sa.func.max(runs.c.number), 0) + 1).where(runs.c.experiment_id == experiment_id)
-    ).scalar_one()
-    experiment_name = connection.execute(
-        sa.select(experiments.c.name).where(experiments.c.id == experiment_id)
     ).scalar_one()
     now = time.time()
     if parent_id is None:
@@ -370,7 +415,12 @@ def _beat(connection: Connection, run_id: str) -> str:
     return connection.execute(sa.select(runs.c.status).where(runs.c.id == run_id)).scalar_one()
 
 
+_CLAIM_LOCK_CLASS = 0x726A6F62  # "rjob": the advisory lock class of job slot claims
+
+
 def _claim_slot(connection: Connection, run_id: str, target: str, max_concurrent: int) -> bool:
+    if connection.dialect.name == "postgresql":  # claims on one target take turns until commit
+        connection.execute(sa.select(sa.func.pg_advisory_xact_lock(_CLAIM_LOCK_CLASS, sa.func.hashtext(target))))
     now = time.time()
     alive = sa.or_(runs.c.heartbeat_time.is_(None), runs.c.heartbeat_time >= now - HEARTBEAT_TIMEOUT_S)
     mine = connection.execute(sa.select(runs.c.status, runs.c.created_time).where(runs.c.id == run_id)).first()
@@ -435,9 +485,11 @@ def _insert_properties(connection: Connection, run_id: str, items: Mapping[str, 
 
 
 def _append_batches(connection: Connection, batches: list[MetricBatch]) -> None:
-    chunk_rows = []
+    """Append each batch to its series: a constant number of statements however many series."""
+    series = _open_series(connection, batches)
+    chunk_rows, updates = [], {}
     for batch in batches:
-        metric_id, first_index = _open_series(connection, batch)
+        metric_id, first_index = series[(batch.run_id, batch.name)]
         steps = codec.resolve_steps(batch.steps, first_index)
         encoding, vals = codec.encode_values(batch.values)
         chunk_rows.append(
@@ -451,27 +503,72 @@ def _append_batches(connection: Connection, batches: list[MetricBatch]) -> None:
                 "times": codec.encode_times(batch.times),
             }
         )
-        connection.execute(
-            sa.update(metrics)
-            .where(metrics.c.id == metric_id)
-            .values(count=first_index + len(batch.values), last_value=codec.encode_json_value(batch.values[-1]))
-        )
+        series[(batch.run_id, batch.name)] = (metric_id, first_index + len(batch.values))
+        updates[metric_id] = {
+            "b_id": metric_id,
+            "b_count": first_index + len(batch.values),
+            "b_last": codec.encode_json_value(batch.values[-1]),
+        }
+    # executemany: multi-row INSERT ... VALUES (SQLAlchemy's insertmanyvalues) and a pipelined UPDATE.
     connection.execute(sa.insert(metric_chunks), chunk_rows)
-
-
-def _open_series(connection: Connection, batch: MetricBatch) -> tuple[int, int]:
-    """The series' id and its current length, creating it when new."""
-    row = connection.execute(
-        sa.select(metrics.c.id, metrics.c.count).where(metrics.c.run_id == batch.run_id, metrics.c.name == batch.name)
-    ).first()
-    if row is not None:
-        return row.id, row.count
-    result = connection.execute(
-        sa.insert(metrics).values(
-            run_id=batch.run_id, name=batch.name, kind=batch.kind, description=batch.description, count=0
-        )
+    connection.execute(
+        sa.update(metrics)
+        .where(metrics.c.id == sa.bindparam("b_id"))
+        .values(count=sa.bindparam("b_count"), last_value=sa.bindparam("b_last")),
+        list(updates.values()),
     )
-    return result.inserted_primary_key[0], 0
+
+
+def _append_batches_once(connection: Connection, batches: list[MetricBatch], batch_id: str) -> None:
+    """Append the batches unless a batch with this id was applied before (in the same transaction)."""
+    seen = connection.execute(sa.select(applied_batches.c.id).where(applied_batches.c.id == batch_id)).first()
+    if seen is not None:
+        return
+    connection.execute(sa.insert(applied_batches).values(id=batch_id, applied_time=time.time()))
+    if batches:
+        _append_batches(connection, batches)
+
+
+_NAMES_PER_QUERY = 500
+
+
+def _open_series(connection: Connection, batches: list[MetricBatch]) -> dict[tuple[str, str], tuple[int, int]]:
+    """Each batch's series as ``{(run_id, name): (id, current length)}``, creating the new ones.
+
+    The rows are read ``FOR UPDATE`` (in id order, so that writers never wait on each other in
+    a circle): on PostgreSQL two writers appending to one series take turns, each seeing the
+    other's count. A series created concurrently elsewhere is a unique violation; the store
+    then runs the whole transaction again and finds it.
+    """
+    wanted: dict[str, dict[str, MetricBatch]] = {}
+    for batch in batches:
+        wanted.setdefault(batch.run_id, {}).setdefault(batch.name, batch)
+    found: dict[tuple[str, str], tuple[int, int]] = {}
+
+    def read(run_id: str, names: list[str]) -> None:
+        for at in range(0, len(names), _NAMES_PER_QUERY):
+            query = (
+                sa.select(metrics.c.id, metrics.c.name, metrics.c.count)
+                .where(metrics.c.run_id == run_id, metrics.c.name.in_(names[at : at + _NAMES_PER_QUERY]))
+                .order_by(metrics.c.id)
+                .with_for_update()
+            )
+            for row in connection.execute(query):
+                found[(run_id, row.name)] = (row.id, row.count)
+
+    for run_id in sorted(wanted):
+        read(run_id, sorted(wanted[run_id]))
+        new = [batch for name, batch in wanted[run_id].items() if (run_id, name) not in found]
+        if new:
+            connection.execute(
+                sa.insert(metrics),
+                [
+                    {"run_id": run_id, "name": b.name, "kind": b.kind, "description": b.description, "count": 0}
+                    for b in new
+                ],
+            )
+            read(run_id, sorted(b.name for b in new))
+    return found
 
 
 # --- reads ---

@@ -1,0 +1,67 @@
+"""The artifact store of a runhistory server, over HTTP: whole-file uploads, appends, ranged reads."""
+
+from __future__ import annotations
+
+from typing import BinaryIO, Iterator
+from urllib.parse import quote
+
+from runhistory.artifacts.base import ArtifactStore, validate_artifact_name
+from runhistory.store.remote import HttpClient, normalize_server_url
+
+UPLOAD_CHUNK = 1 << 20
+READ_CHUNK = 1 << 22
+
+
+class RemoteArtifactStore(ArtifactStore):
+    """Files of runs kept by a runhistory server (which keeps them in its own artifact store)."""
+
+    def __init__(self, url: str, token: str | None = None) -> None:
+        self.http = HttpClient(url, token)
+        self.uri = normalize_server_url(url)
+
+    def _path(self, run_id: str, name: str, what: str = "files") -> str:
+        name = validate_artifact_name(name, run_id)
+        return f"/runs/{quote(run_id, safe='')}/{what}/{quote(name, safe='/')}"
+
+    def write(self, run_id: str, name: str, source: BinaryIO) -> int:
+        path = self._path(run_id, name)
+        data = source.read(UPLOAD_CHUNK)
+        if len(data) < UPLOAD_CHUNK:  # small: one body, which a retry can send again
+            return self.http.json("PUT", path, content=data)["size"]
+
+        def stream() -> Iterator[bytes]:
+            yield data
+            while chunk := source.read(UPLOAD_CHUNK):
+                yield chunk
+
+        return self.http.json("PUT", path, content=stream(), idempotent=False)["size"]
+
+    def append(self, run_id: str, name: str, data: bytes, offset: int | None = None) -> int:
+        params = {} if offset is None else {"offset": offset}
+        return self.http.json("POST", self._path(run_id, name), content=data, params=params, idempotent=offset is not None)[
+            "size"
+        ]
+
+    def read(self, run_id: str, name: str, offset: int = 0, length: int | None = None) -> bytes:
+        path = self._path(run_id, name)
+        if length is not None:
+            return self.http.request("GET", path, params={"offset": offset, "length": length}).content
+        parts = []
+        while True:
+            chunk = self.http.request("GET", path, params={"offset": offset, "length": READ_CHUNK}).content
+            parts.append(chunk)
+            offset += len(chunk)
+            if len(chunk) < READ_CHUNK:
+                return b"".join(parts)
+
+    def list(self, run_id: str, prefix: str = "") -> dict[str, int]:
+        return self.http.json("GET", f"/runs/{quote(run_id, safe='')}/files", params={"prefix": prefix})
+
+    def size(self, run_id: str, name: str) -> int | None:
+        return self.http.json("GET", self._path(run_id, name, "file-size"))["size"]
+
+    def download(self, run_id: str, name: str, destination: BinaryIO, chunk_size: int = READ_CHUNK) -> None:
+        super().download(run_id, name, destination, min(chunk_size, READ_CHUNK))
+
+    def after_fork(self) -> None:
+        self.http.after_fork()

@@ -1,0 +1,398 @@
+"""The artifact store on S3 (or any S3-compatible server): ``s3://bucket/prefix``.
+
+Layout under ``prefix``::
+
+    files/<run id>/<name>                  a file as one object (uploads, compacted files)
+    parts/<run id>/<name>/<offset:020d>    pieces appended to a growing file
+
+S3 objects are immutable, so :meth:`S3ArtifactStore.append` stores each appended piece as
+an object of its own, named by the byte offset where it starts. The logical file is the
+base object ``files/...`` (when there is one) followed by the chain of pieces that starts
+where the base ends: the piece at offset ``len(base)``, then the one at the end of that,
+and so on. Pieces outside the chain (left over from a compaction or a replacement) are
+ignored and cleaned up by the next append. So:
+
+- ``size`` and ``list`` cost one HEAD and/or one LIST (no object is read), and show the
+  logical file with its logical size;
+- ``read(offset, length)`` is one ranged GET per object the range touches (a follower that
+  reads the bytes new since its last pass usually touches one or two pieces);
+- ``append`` at the end is one PUT; a retry at an older offset rewrites the piece that
+  offset falls in (or the base) and drops the pieces after it;
+- when more than :data:`MAX_SMALL_PARTS` pieces smaller than :data:`SMALL_PART_BYTES`
+  trail the file, the newest of them are merged into one piece, size-tiered (a piece is
+  merged again only with at least as many newer bytes), so the number of pieces stays
+  bounded by the file's size over ``SMALL_PART_BYTES`` plus ``MAX_SMALL_PARTS``, each
+  byte is rewritten a logarithmic number of times, and no merge rewrites big data;
+- :meth:`S3ArtifactStore.compact` turns a file into one object again (streamed, multipart).
+
+Every replacement (a merged piece, a compacted base) keeps the bytes already there, so a
+reader in the middle of a pass never sees bytes change; a piece that disappears under a
+reader makes it read again. One writer per file at a time is assumed (a job's supervisor
+is the only writer of its ``logs/`` and driver log).
+
+Endpoint and credentials come from the standard places:
+
+- ``RUNHISTORY_S3_ENDPOINT_URL``, else ``AWS_ENDPOINT_URL_S3``, else ``AWS_ENDPOINT_URL``:
+  the server's URL for S3-compatible servers (SeaweedFS, MinIO, ...); AWS when none is set;
+- ``AWS_ACCESS_KEY_ID`` / ``AWS_SECRET_ACCESS_KEY`` (/ ``AWS_SESSION_TOKEN``), or
+  ``AWS_PROFILE`` and ``~/.aws/credentials``, or an instance role: botocore's usual chain;
+- ``AWS_DEFAULT_REGION`` / ``AWS_REGION`` for the region.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+from typing import TYPE_CHECKING, BinaryIO, Iterator
+
+from runhistory.artifacts.base import ArtifactStore, validate_artifact_name
+from runhistory.errors import ArtifactNotFoundError, ArtifactPathError, RunHistoryError
+
+if TYPE_CHECKING:
+    import s3fs
+
+ENV_ENDPOINT_URLS = ("RUNHISTORY_S3_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL")
+SMALL_PART_BYTES = 4 * 1024 * 1024
+MAX_SMALL_PARTS = 32
+UPLOAD_BLOCK_BYTES = 8 * 1024 * 1024  # multipart above this, in parts of this size
+COPY_CHUNK_BYTES = 4 * 1024 * 1024
+_OFFSET_DIGITS = 20
+_READ_ATTEMPTS = 4
+
+
+class S3AccessError(RunHistoryError, PermissionError):
+    """The S3 server refused the credentials, or the bucket does not exist."""
+
+
+class _Piece:
+    """One object of a logical file: where it starts in the file, its size, its key."""
+
+    __slots__ = ("start", "size", "key")
+
+    def __init__(self, start: int, size: int, key: str) -> None:
+        self.start, self.size, self.key = start, size, key
+
+    @property
+    def end(self) -> int:
+        return self.start + self.size
+
+
+class _Layout:
+    """A logical file: its base object (if any) and the chain of appended pieces after it."""
+
+    def __init__(self, base: _Piece | None, parts: dict[int, _Piece]) -> None:
+        self.base = base
+        self.chain: list[_Piece] = []
+        position = base.size if base else 0
+        while position in parts and parts[position].size > 0:
+            piece = parts[position]
+            self.chain.append(piece)
+            position = piece.end
+        self.size = position
+        self.exists = base is not None or bool(self.chain)
+        chained = {id(piece) for piece in self.chain}
+        self.garbage = [piece.key for piece in parts.values() if id(piece) not in chained]
+
+    @property
+    def pieces(self) -> list[_Piece]:
+        return ([self.base] if self.base else []) + self.chain
+
+
+def parse_s3_uri(uri: str) -> tuple[str, str]:
+    """``(bucket, prefix)`` of ``s3://bucket/prefix`` (the prefix without slashes at its ends)."""
+    if not uri.startswith("s3://"):
+        raise RunHistoryError(f"Artifact URI {uri!r} is not an s3://bucket/prefix URI.")
+    bucket, _, prefix = uri[len("s3://") :].partition("/")
+    if not bucket:
+        raise RunHistoryError(f"Artifact URI {uri!r} names no bucket; use s3://bucket/prefix.")
+    return bucket, prefix.strip("/")
+
+
+def endpoint_url_from_env() -> str | None:
+    """The S3 endpoint named by the environment, or None (AWS)."""
+    for name in ENV_ENDPOINT_URLS:
+        if os.environ.get(name):
+            return os.environ[name]
+    return None
+
+
+class S3ArtifactStore(ArtifactStore):
+    """Files of each run under ``s3://bucket/prefix``, appendable through pieces (see the module)."""
+
+    def __init__(self, uri: str, endpoint_url: str | None = None, **storage_options: object) -> None:
+        self.bucket, self.prefix = parse_s3_uri(uri)
+        self.uri = f"s3://{self.bucket}/{self.prefix}" if self.prefix else f"s3://{self.bucket}"
+        self.endpoint_url = endpoint_url or endpoint_url_from_env()
+        self._options = storage_options
+        self._root = f"{self.prefix}/" if self.prefix else ""
+        self._fs: s3fs.S3FileSystem | None = None
+        self._fs_pid = 0
+        self._fs_lock = threading.Lock()
+        self._locks: dict[tuple[str, str], threading.Lock] = {}
+        self._locks_lock = threading.Lock()
+
+    # -- plumbing -------------------------------------------------------------------------
+
+    @property
+    def fs(self) -> "s3fs.S3FileSystem":
+        """The S3 filesystem of this process (a forked child makes its own)."""
+        with self._fs_lock:
+            if self._fs is None or self._fs_pid != os.getpid():
+                import s3fs
+
+                options: dict[str, object] = {"skip_instance_cache": True, "use_listings_cache": False}
+                if self.endpoint_url:
+                    options["endpoint_url"] = self.endpoint_url
+                options.update(self._options)
+                self._fs = s3fs.S3FileSystem(**options)
+                self._fs_pid = os.getpid()
+            return self._fs
+
+    @contextlib.contextmanager
+    def _errors(self, action: str) -> Iterator[None]:
+        """Clear errors for refused credentials and missing buckets; other errors as they are."""
+        where = f"s3://{self.bucket} at {self.endpoint_url or 'AWS'}"
+        try:
+            yield
+        except PermissionError as exc:
+            raise S3AccessError(
+                f"S3 refused to {action} in {where}: {exc} Check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY "
+                f"(and RUNHISTORY_S3_ENDPOINT_URL for a server other than AWS)."
+            ) from exc
+        except FileNotFoundError as exc:
+            if "bucket" in str(exc).lower():
+                raise S3AccessError(f"Cannot {action} in {where}: the bucket does not exist ({exc}).") from exc
+            raise
+
+    def _call(self, method: str, **kwargs: object) -> dict:
+        with self._errors(method.replace("_", " ")):
+            return self.fs.call_s3(method, Bucket=self.bucket, **kwargs)
+
+    def _lock(self, run_id: str, name: str) -> threading.Lock:
+        with self._locks_lock:
+            return self._locks.setdefault((run_id, name), threading.Lock())
+
+    def _names(self, run_id: str, name: str) -> tuple[str, str]:
+        run = validate_artifact_name(run_id)
+        return run, validate_artifact_name(name, run_id)
+
+    def _base_key(self, run: str, name: str) -> str:
+        return f"{self._root}files/{run}/{name}"
+
+    def _part_key(self, run: str, name: str, offset: int) -> str:
+        return f"{self._root}parts/{run}/{name}/{offset:0{_OFFSET_DIGITS}d}"
+
+    def _list_objects(self, prefix: str, delimiter: str | None = None) -> Iterator[tuple[str, int]]:
+        """``(key, size)`` of the objects whose keys start with ``prefix``."""
+        kwargs: dict[str, object] = {"Prefix": prefix}
+        if delimiter:
+            kwargs["Delimiter"] = delimiter
+        while True:
+            page = self._call("list_objects_v2", **kwargs)
+            for item in page.get("Contents", []):
+                yield item["Key"], int(item["Size"])
+            if not page.get("IsTruncated"):
+                return
+            kwargs["ContinuationToken"] = page["NextContinuationToken"]
+
+    def _head(self, key: str) -> int | None:
+        try:
+            return int(self._call("head_object", Key=key)["ContentLength"])
+        except FileNotFoundError:
+            return None
+
+    def _layout(self, run: str, name: str) -> _Layout:
+        # Pieces first, then the base: a compaction writes the base before it deletes the
+        # pieces, so whatever it is in the middle of, this sees the whole file.
+        parts: dict[int, _Piece] = {}
+        folder = self._part_key(run, name, 0)[: -_OFFSET_DIGITS]
+        for key, size in self._list_objects(folder, delimiter="/"):
+            offset = _offset_of(key[len(folder) :])
+            if offset is not None:
+                parts[offset] = _Piece(offset, size, key)
+        base_key = self._base_key(run, name)
+        base_size = self._head(base_key)
+        return _Layout(_Piece(0, base_size, base_key) if base_size is not None else None, parts)
+
+    def _get(self, key: str, start: int, end: int) -> bytes:
+        """Bytes ``[start, end)`` of one object."""
+        if end <= start:
+            return b""
+        with self._errors("get object"):
+            return self.fs.cat_file(f"{self.bucket}/{key}", start=start, end=end)
+
+    def _put(self, key: str, data: bytes) -> None:
+        self._call("put_object", Key=key, Body=data)
+
+    def _delete(self, keys: list[str]) -> None:
+        for i in range(0, len(keys), 1000):
+            batch = keys[i : i + 1000]
+            self._call("delete_objects", Delete={"Objects": [{"Key": key} for key in batch], "Quiet": True})
+
+    def _read_range(self, pieces: list[_Piece], offset: int, end: int) -> bytes:
+        chunks = []
+        for piece in pieces:
+            if piece.end <= offset or piece.start >= end:
+                continue
+            start = max(offset, piece.start)
+            stop = min(end, piece.end)
+            chunks.append(self._get(piece.key, start - piece.start, stop - piece.start))
+        return b"".join(chunks)
+
+    def _stream_into(self, key: str, chunks: Iterator[bytes]) -> int:
+        """Write an object from chunks, as a multipart upload once it is big; returns its size."""
+        written = 0
+        with self._errors("put object"), self.fs.open(f"{self.bucket}/{key}", "wb", block_size=UPLOAD_BLOCK_BYTES) as out:
+            for chunk in chunks:
+                out.write(chunk)
+                written += len(chunk)
+        return written
+
+    def _not_found(self, run_id: str, name: str) -> ArtifactNotFoundError:
+        return ArtifactNotFoundError(f"Run {run_id} has no file {name!r}.")
+
+    # -- the interface ----------------------------------------------------------------------
+
+    def write(self, run_id: str, name: str, source: BinaryIO) -> int:
+        run, name = self._names(run_id, name)
+
+        def chunks() -> Iterator[bytes]:
+            while chunk := source.read(COPY_CHUNK_BYTES):
+                yield chunk
+
+        with self._lock(run, name):
+            size = self._stream_into(self._base_key(run, name), chunks())
+            layout = self._layout(run, name)
+            self._delete([piece.key for piece in layout.chain] + layout.garbage)
+        return size
+
+    def append(self, run_id: str, name: str, data: bytes, offset: int | None = None) -> int:
+        run, name = self._names(run_id, name)
+        data = bytes(data)
+        with self._lock(run, name):
+            layout = self._layout(run, name)
+            end = layout.size
+            if offset is None:
+                offset = end
+            if offset > end or offset < 0:
+                raise ArtifactPathError(f"Cannot append {name!r} of run {run_id} at {offset}: it has {end} bytes.")
+            if offset == end:
+                key = self._part_key(run, name, offset)
+                if data:
+                    self._put(key, data)
+                    layout.chain.append(_Piece(offset, len(data), key))
+                elif not layout.exists:
+                    self._put(self._base_key(run, name), b"")
+                self._delete([other for other in layout.garbage if other != key or not data])
+                self._merge_small_tail(run, name, layout.chain)
+                return end + len(data)
+            self._rewrite_from(run, name, layout, offset, data)
+            return offset + len(data)
+
+    def _rewrite_from(self, run: str, name: str, layout: _Layout, offset: int, data: bytes) -> None:
+        """Truncate the file at ``offset`` (inside it) and append ``data`` there."""
+        if layout.base is not None and offset < layout.base.size:
+            base = layout.base
+
+            def chunks() -> Iterator[bytes]:
+                for start in range(0, offset, COPY_CHUNK_BYTES):
+                    yield self._get(base.key, start, min(offset, start + COPY_CHUNK_BYTES))
+                if data:
+                    yield data
+
+            self._stream_into(base.key, chunks())
+            self._delete([piece.key for piece in layout.chain] + layout.garbage)
+            return
+        piece = next(piece for piece in layout.chain if piece.start <= offset < piece.end)
+        content = self._get(piece.key, 0, offset - piece.start) + data
+        later = [other.key for other in layout.chain if other.start > piece.start]
+        if content:
+            self._put(piece.key, content)
+        else:
+            later.append(piece.key)
+        self._delete(later + layout.garbage)
+
+    def _merge_small_tail(self, run: str, name: str, chain: list[_Piece]) -> None:
+        """Merge the small pieces at the end of the file into one when there are too many."""
+        tail: list[_Piece] = []
+        for piece in reversed(chain):
+            if piece.size >= SMALL_PART_BYTES:
+                break
+            tail.insert(0, piece)
+        if len(tail) <= MAX_SMALL_PARTS:
+            return
+        # Merge the newest pieces, reaching back over older ones only while they are no bigger
+        # than what is merged with them: each byte is rewritten a logarithmic number of times.
+        group = [tail[-1]]
+        total = tail[-1].size
+        for piece in reversed(tail[:-1]):
+            if len(group) >= 2 and piece.size > total:
+                break
+            group.insert(0, piece)
+            total += piece.size
+        merged = self._read_range(group, group[0].start, group[-1].end)
+        self._put(group[0].key, merged)
+        self._delete([piece.key for piece in group[1:]])
+
+    def compact(self, run_id: str, name: str) -> int:
+        """Turn a file made of appended pieces into one object again; returns its size."""
+        run, name = self._names(run_id, name)
+        with self._lock(run, name):
+            layout = self._layout(run, name)
+            if not layout.exists:
+                raise self._not_found(run_id, name)
+            if layout.chain:
+                pieces = layout.pieces
+
+                def chunks() -> Iterator[bytes]:
+                    for piece in pieces:
+                        for start in range(0, piece.size, COPY_CHUNK_BYTES):
+                            yield self._get(piece.key, start, min(piece.size, start + COPY_CHUNK_BYTES))
+
+                self._stream_into(self._base_key(run, name), chunks())
+            self._delete([piece.key for piece in layout.chain] + layout.garbage)
+            return layout.size
+
+    def read(self, run_id: str, name: str, offset: int = 0, length: int | None = None) -> bytes:
+        run, name = self._names(run_id, name)
+        for attempt in range(_READ_ATTEMPTS):
+            layout = self._layout(run, name)
+            if not layout.exists:
+                raise self._not_found(run_id, name)
+            end = layout.size if length is None else min(layout.size, offset + length)
+            try:
+                return self._read_range(layout.pieces, offset, end)
+            except FileNotFoundError:  # a piece merged or compacted away under us: look again
+                if attempt == _READ_ATTEMPTS - 1:
+                    raise
+        raise AssertionError("unreachable")
+
+    def list(self, run_id: str, prefix: str = "") -> dict[str, int]:
+        run = validate_artifact_name(run_id)
+        files_root = f"{self._root}files/{run}/"
+        parts_root = f"{self._root}parts/{run}/"
+        parts: dict[str, dict[int, _Piece]] = {}
+        for key, size in self._list_objects(parts_root + prefix):  # pieces first, as in _layout
+            file_name, _, leaf = key[len(parts_root) :].rpartition("/")
+            offset = _offset_of(leaf)
+            if offset is not None and file_name.startswith(prefix):
+                parts.setdefault(file_name, {})[offset] = _Piece(offset, size, key)
+        bases = {key[len(files_root) :]: size for key, size in self._list_objects(files_root + prefix)}
+        found = {}
+        for file_name in set(bases) | set(parts):
+            base = bases.get(file_name)
+            layout = _Layout(_Piece(0, base, "") if base is not None else None, parts.get(file_name, {}))
+            if layout.exists:
+                found[file_name] = layout.size
+        return dict(sorted(found.items()))
+
+    def size(self, run_id: str, name: str) -> int | None:
+        run, name = self._names(run_id, name)
+        layout = self._layout(run, name)
+        return layout.size if layout.exists else None
+
+
+def _offset_of(leaf: str) -> int | None:
+    """The offset a piece's last key segment names, or None when it is no piece."""
+    return int(leaf) if len(leaf) == _OFFSET_DIGITS and leaf.isdigit() else None

@@ -1,0 +1,191 @@
+"""``runhistory server`` (and its tokens), ``runhistory login`` and ``runhistory sync``."""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+import sys
+from pathlib import Path
+
+import click
+
+from runhistory.errors import RunHistoryError
+
+STORE_HELP = "The run-history store to serve: a folder, sqlite:///FILE or postgresql://..."
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _open_store(store_uri: str):
+    from runhistory.backends import _open_store, normalize_tracking_uri
+
+    uri = normalize_tracking_uri(store_uri)
+    if uri.startswith(("http://", "https://")):
+        raise RunHistoryError(f"--store must be a database (a folder, sqlite:///FILE or postgresql://...), not {uri}.")
+    return uri, _open_store(uri)
+
+
+@click.group("server", invoke_without_command=True)
+@click.option("--store", "store_uri", metavar="URI", help=STORE_HELP)
+@click.option("--artifacts", "artifact_uri", metavar="URI", help="Where run files go: a folder or s3://bucket/prefix (default: beside the store).")
+@click.option("--host", default="127.0.0.1", show_default=True, help="The address to listen on (beyond loopback only with tokens).")
+@click.option("--port", default=5100, show_default=True, type=int, help="The port (0: a free one, printed).")
+@click.pass_context
+def server_group(ctx: click.Context, store_uri: str | None, artifact_uri: str | None, host: str, port: int) -> None:
+    """Serve a run history and its files over HTTP (REST API, OpenAPI schema at /docs)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    if not store_uri:
+        raise click.UsageError("Missing option '--store'.", ctx)
+    import uvicorn
+
+    from runhistory.artifacts import open_artifact_store
+    from runhistory.backends import default_artifact_uri
+    from runhistory.server.app import create_app
+    from runhistory.server.auth import TokenStore
+
+    uri, store = _open_store(store_uri)
+    if not artifact_uri:
+        artifact_uri = default_artifact_uri(uri)
+    elif "://" not in artifact_uri:
+        artifact_uri = str(Path(artifact_uri).expanduser().resolve())
+    artifacts = open_artifact_store(artifact_uri)
+    if not _is_loopback(host) and not TokenStore(store).any_active():
+        raise RunHistoryError(
+            f"Refusing to listen on {host}, beyond loopback, without API tokens: anyone could read and write "
+            f"the run history. Create one first: runhistory server token create NAME --store {store_uri}"
+        )
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        raise RunHistoryError(f"Cannot listen on {host}:{port}: {exc.strerror} (is another server running? try --port 0).") from None
+    sock.listen(2048)
+    bound_port = sock.getsockname()[1]
+    shown = f"[{host}]" if ":" in host else host
+    click.echo(f"runhistory server on http://{shown}:{bound_port} (store {uri}, artifacts {artifacts.uri})", err=False)
+    sys.stdout.flush()
+    config = uvicorn.Config(create_app(store, artifacts), log_level="warning", access_log=False, timeout_keep_alive=30)
+    uvicorn.Server(config).run(sockets=[sock])
+
+
+@server_group.group("token")
+def token_group() -> None:
+    """API tokens of a server (stored hashed in its database)."""
+
+
+@token_group.command("create")
+@click.argument("name")
+@click.option("--store", "store_uri", required=True, metavar="URI", help=STORE_HELP)
+def token_create(name: str, store_uri: str) -> None:
+    """Create a token called NAME; it is printed once and never stored."""
+    from runhistory.server.auth import TokenStore
+
+    _uri, store = _open_store(store_uri)
+    record, token = TokenStore(store).create(name)
+    click.echo(f"Token {record.id} ({name}) created; keep it, it is not shown again:", err=True)
+    click.echo(token)
+
+
+@token_group.command("list")
+@click.option("--store", "store_uri", required=True, metavar="URI", help=STORE_HELP)
+def token_list(store_uri: str) -> None:
+    """List tokens (ids and names, never the tokens)."""
+    import time
+
+    from runhistory.server.auth import TokenStore
+
+    _uri, store = _open_store(store_uri)
+    for record in TokenStore(store).list():
+        state = "active" if record.revoked_time is None else "revoked " + time.strftime("%Y-%m-%d %H:%M", time.localtime(record.revoked_time))
+        created = time.strftime("%Y-%m-%d %H:%M", time.localtime(record.created_time))
+        click.echo(f"{record.id}  {record.name}  created {created}  {state}")
+
+
+@token_group.command("revoke")
+@click.argument("token_id")
+@click.option("--store", "store_uri", required=True, metavar="URI", help=STORE_HELP)
+def token_revoke(token_id: str, store_uri: str) -> None:
+    """Revoke a token by its id or name."""
+    from runhistory.server.auth import TokenStore
+
+    _uri, store = _open_store(store_uri)
+    TokenStore(store).revoke(token_id)
+    click.echo(f"Token {token_id} revoked.")
+
+
+@click.command("login")
+@click.argument("url")
+@click.option("--token", help="The API token (asked for when not given).")
+def login_command(url: str, token: str | None) -> None:
+    """Check a server's token and keep it (in ~/.runhistory/credentials.json, readable only by you)."""
+    from runhistory.store.remote import HttpClient, save_token
+
+    if not url.startswith(("http://", "https://")):
+        raise RunHistoryError(f"{url!r} is not a server URL; give http(s)://HOST:PORT.")
+    if token is None:
+        token = click.prompt("Token", hide_input=True)
+    client = HttpClient(url, token)
+    client.json("GET", "/experiments")  # 401 -> a clear error
+    path = save_token(url, token)
+    click.echo(f"Logged in to {client.url}; token saved in {path}.")
+
+
+@click.command("sync")
+@click.option("--spool-dir", type=click.Path(file_okay=False, path_type=Path), help="The spool folder (default: $RUNHISTORY_SPOOL_DIR, else ~/.runhistory/spool).")
+@click.option("--token", help="The API token (default: $RUNHISTORY_TOKEN, else the saved one).")
+def sync_command(spool_dir: Path | None, token: str | None) -> None:
+    """Send what processes that ended left in the spool (metrics and statuses the server missed)."""
+    from runhistory.store.remote import HttpClient
+    from runhistory.store.spool import METRICS, Retry, orphan_spool_files, read_spool_file
+
+    sent_files = 0
+    failures = []
+    for path, lock in orphan_spool_files(spool_dir):
+        try:
+            header, records = read_spool_file(path)
+            client = HttpClient(header["url"], token)
+            try:
+                for record in records:
+                    _send(client, record, METRICS)
+            except (Retry, RunHistoryError) as exc:
+                failures.append(f"{path.name}: {exc}")
+                continue
+            finally:
+                client.close()
+            path.unlink()
+            sent_files += 1
+            click.echo(f"Sent {len(records)} spooled records of {path.name} to {header['url']}.")
+        finally:
+            lock.release()
+            Path(lock.lock_file).unlink(missing_ok=True)
+    if failures:
+        raise RunHistoryError(f"Could not send {len(failures)} spool files (kept for later): " + "; ".join(failures))
+    if not sent_files:
+        click.echo("Nothing spooled.")
+
+
+def _send(client, record, metrics_kind: int) -> None:
+    import json
+    from urllib.parse import quote
+
+    from runhistory.store.remote import BATCH_ID_HEADER
+    from runhistory.server.wire import MEDIA_TYPE
+
+    if record.kind == metrics_kind:
+        client.request(
+            "POST", "/metrics", content=record.payload, headers={BATCH_ID_HEADER: record.batch_id, "Content-Type": MEDIA_TYPE}
+        )
+    else:
+        body = json.loads(record.payload)
+        run_id = body.pop("run_id")
+        client.request("POST", f"/runs/{quote(run_id, safe='')}/status", json=body)

@@ -1,0 +1,1 @@
+"""The runhistory server: the run-history and artifact stores over HTTP (see :mod:`.app`)."""

@@ -1,0 +1,389 @@
+"""The runhistory server: every :class:`RunStore` and :class:`ArtifactStore` method over HTTP.
+
+Routes live under ``/api/v1`` (the OpenAPI schema at ``/openapi.json``, docs at ``/docs``).
+JSON for records; metric points travel as packed binary (:mod:`.wire`), compressed on the
+way in. Every request needs ``Authorization: Bearer <token>`` once a token exists
+(:mod:`.auth`); ``GET /api/v1/health`` answers without one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import errno
+import json
+import os
+import re
+import tempfile
+from typing import Any, Optional
+
+import sqlalchemy as sa
+from fastapi import FastAPI, Query, Request
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+
+from runhistory import errors
+from runhistory.artifacts.base import ArtifactStore, validate_artifact_name
+from runhistory.server import wire
+from runhistory.server.auth import TokenStore
+from runhistory.store.base import RunFilter, RunStatus, RunStore
+
+API = "/api/v1"
+BATCH_ID_HEADER = "X-Runhistory-Batch-Id"
+_BATCH_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+
+# Limits (bytes); each can be changed by an environment variable of the server.
+MAX_REQUEST_BYTES = int(os.environ.get("RUNHISTORY_SERVER_MAX_REQUEST", 64 << 20))  # JSON, appends, batches
+MAX_BATCH_BYTES = int(os.environ.get("RUNHISTORY_SERVER_MAX_BATCH", 256 << 20))  # a batch, decompressed
+MAX_FILE_BYTES = int(os.environ.get("RUNHISTORY_SERVER_MAX_FILE", 8 << 30))  # one uploaded file
+
+
+class TooLarge(Exception):
+    """A request body past a limit: answered 413 with what the limit is."""
+
+
+def json_response(content: Any, status_code: int = 200) -> Response:
+    """JSON that keeps NaN and infinities (metric values may be any float)."""
+    return Response(json.dumps(content, allow_nan=True), status_code=status_code, media_type="application/json")
+
+
+def record(value: Any) -> Any:
+    return None if value is None else dataclasses.asdict(value)
+
+
+async def read_body(request: Request, limit: int, what: str) -> bytes:
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise TooLarge(f"{what} is larger than the server's limit of {limit} bytes.")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+# --- request bodies ---
+
+
+ID = Field(ge=0, le=2**62)  # ids, numbers, counts: what every database stores as a 64-bit integer
+
+
+class ExperimentIn(BaseModel):
+    name: str = Field(min_length=1, max_length=255)
+
+
+class RunIn(BaseModel):
+    experiment_id: int = ID
+    display_name: Optional[str] = Field(default=None, max_length=255)
+    parent_id: Optional[str] = Field(default=None, max_length=512)
+    status: str = RunStatus.RUNNING
+    run_type: str = Field(default="interactive", max_length=32)
+    target: Optional[str] = Field(default=None, max_length=255)
+
+
+class RunFilterIn(BaseModel):
+    experiment_id: Optional[int] = Field(default=None, ge=0, le=2**62)
+    parent_id: Optional[str] = None
+    top_level_only: bool = False
+    status: Optional[str] = None
+    tags: dict[str, Optional[str]] = {}
+    target: Optional[str] = None
+
+
+class StatusIn(BaseModel):
+    status: str
+    error: Optional[dict[str, Any]] = None
+    only_if_not_terminal: bool = True
+    at: Optional[float] = None
+
+
+class ClaimIn(BaseModel):
+    target: str
+    max_concurrent: int = ID
+
+
+class ComputeTargetIn(BaseModel):
+    kind: str = Field(min_length=1, max_length=32)
+    config: dict[str, Any] = {}
+
+
+def create_app(store: RunStore, artifacts: ArtifactStore) -> FastAPI:
+    """The ASGI application serving ``store`` and ``artifacts``."""
+    tokens = TokenStore(store)
+    app = FastAPI(
+        title="runhistory server",
+        description="Run history (experiments, runs, metrics, tags, properties, jobs) and run files over HTTP.",
+        version="1",
+    )
+
+    @app.middleware("http")
+    async def authenticate(request: Request, call_next):
+        length = request.headers.get("content-length")
+        if length is not None and length.isdigit() and int(length) > MAX_REQUEST_BYTES:
+            is_upload = request.method == "PUT" and "/files/" in request.url.path
+            if not is_upload or int(length) > MAX_FILE_BYTES:
+                limit = MAX_FILE_BYTES if is_upload else MAX_REQUEST_BYTES
+                return _too_large(f"The request body ({length} bytes) is larger than the server's limit of {limit} bytes.")
+        if request.url.path != f"{API}/health":
+            header = request.headers.get("authorization", "")
+            token = header[7:].strip() if header.lower().startswith("bearer ") else None
+            if not await run_in_threadpool(tokens.check, token):
+                reason = "no token given" if not token else "the token is not valid (unknown or revoked)"
+                return JSONResponse(
+                    {"error": "Unauthorized", "detail": f"This runhistory server needs an API token: {reason}."},
+                    status_code=401,
+                    headers={"WWW-Authenticate": "Bearer"},
+                )
+        return await call_next(request)
+
+    @app.exception_handler(TooLarge)
+    async def _on_too_large(_request: Request, exc: TooLarge):
+        return _too_large(str(exc))
+
+    @app.exception_handler(errors.RunHistoryError)
+    async def _on_error(_request: Request, exc: errors.RunHistoryError):
+        status = 400
+        if isinstance(exc, (errors.NotFoundError, errors.ArtifactNotFoundError)):
+            status = 404
+        elif isinstance(exc, errors.RunFinishedError):
+            status = 409
+        return JSONResponse({"error": type(exc).__name__, "detail": str(exc)}, status_code=status)
+
+    @app.exception_handler(sa.exc.NoResultFound)
+    async def _on_missing(_request: Request, exc: Exception):
+        return JSONResponse({"error": "NotFoundError", "detail": "A record the request refers to does not exist."}, status_code=404)
+
+    @app.exception_handler(sa.exc.IntegrityError)
+    async def _on_conflict(_request: Request, exc: Exception):
+        detail = f"The request conflicts with the stored run history (a missing or duplicate reference): {exc.orig}"
+        return JSONResponse({"error": "RunHistoryError", "detail": detail}, status_code=409)
+
+    @app.exception_handler(OSError)
+    async def _on_os_error(_request: Request, exc: OSError):
+        detail = f"The file cannot be stored: {exc.strerror or exc}"
+        bad_name = exc.errno in (errno.ENAMETOOLONG, errno.EISDIR, errno.ENOTDIR, errno.EEXIST, errno.EINVAL)
+        return JSONResponse({"error": "RunHistoryError", "detail": detail}, status_code=400 if bad_name else 500)
+
+    @app.exception_handler(wire.WireError)
+    async def _on_wire_error(_request: Request, exc: wire.WireError):
+        if isinstance(exc, wire.TooLargeError):
+            return _too_large(f"The metric batch is too large: {exc}; send smaller batches.")
+        return JSONResponse({"error": "BadBatch", "detail": f"Bad metric batch: {exc}"}, status_code=400)
+
+    # --- health ---
+
+    @app.get(f"{API}/health", tags=["server"])
+    def health() -> dict[str, Any]:
+        return {"status": "ok", "store": store.uri, "artifacts": artifacts.uri}
+
+    # --- experiments ---
+
+    @app.post(f"{API}/experiments", tags=["experiments"])
+    def get_or_create_experiment(body: ExperimentIn):
+        return json_response(record(store.get_or_create_experiment(body.name)))
+
+    @app.get(f"{API}/experiments", tags=["experiments"])
+    def list_experiments():
+        return json_response([record(found) for found in store.list_experiments()])
+
+    @app.get(f"{API}/experiments/{{name}}", tags=["experiments"])
+    def get_experiment(name: str):
+        found = store.get_experiment(name)
+        if found is None:
+            raise errors.NotFoundError(f"No experiment {name!r}.")
+        return json_response(record(found))
+
+    # --- runs ---
+
+    @app.post(f"{API}/runs", tags=["runs"])
+    def create_run(body: RunIn):
+        created = store.create_run(
+            body.experiment_id,
+            display_name=body.display_name,
+            parent_id=body.parent_id,
+            status=body.status,
+            run_type=body.run_type,
+            target=body.target,
+        )
+        return json_response(record(created))
+
+    @app.post(f"{API}/runs/search", tags=["runs"])
+    def list_runs(body: RunFilterIn):
+        found = store.list_runs(RunFilter(**body.model_dump()))
+        return json_response([record(one) for one in found])
+
+    @app.get(f"{API}/runs/by-number", tags=["runs"])
+    def get_run_by_number(experiment_id: int = Query(ge=0, le=2**62), number: int = Query(ge=0, le=2**62)):
+        found = store.get_run_by_number(experiment_id, number)
+        if found is None:
+            raise errors.NotFoundError(f"No run number {number} in experiment {experiment_id}.")
+        return json_response(record(found))
+
+    @app.get(f"{API}/runs/{{run_id}}", tags=["runs"])
+    def get_run(run_id: str):
+        found = store.get_run(run_id)
+        if found is None:
+            raise errors.NotFoundError(f"No run with id {run_id!r}.")
+        return json_response(record(found))
+
+    @app.post(f"{API}/runs/{{run_id}}/status", tags=["runs"])
+    def set_status(run_id: str, body: StatusIn):
+        if body.status not in RunStatus.ALL:
+            raise errors.RunHistoryError(f"Unknown status {body.status!r}; one of {', '.join(RunStatus.ALL)}.")
+        changed = store.set_status(
+            run_id, body.status, error=body.error, only_if_not_terminal=body.only_if_not_terminal, at=body.at
+        )
+        return json_response(record(changed))
+
+    # --- jobs ---
+
+    @app.post(f"{API}/runs/{{run_id}}/heartbeat", tags=["jobs"])
+    def heartbeat(run_id: str):
+        return json_response({"status": store.heartbeat(run_id)})
+
+    @app.post(f"{API}/runs/{{run_id}}/claim", tags=["jobs"])
+    def claim_job_slot(run_id: str, body: ClaimIn):
+        return json_response({"claimed": store.claim_job_slot(run_id, body.target, body.max_concurrent)})
+
+    @app.get(f"{API}/compute-targets", tags=["jobs"])
+    def list_compute_targets():
+        return json_response([record(one) for one in store.list_compute_targets()])
+
+    @app.get(f"{API}/compute-targets/{{name}}", tags=["jobs"])
+    def get_compute_target(name: str):
+        found = store.get_compute_target(name)
+        if found is None:
+            raise errors.NotFoundError(f"No compute target {name!r}.")
+        return json_response(record(found))
+
+    @app.put(f"{API}/compute-targets/{{name}}", tags=["jobs"])
+    def save_compute_target(name: str, body: ComputeTargetIn):
+        return json_response(record(store.save_compute_target(name, body.kind, body.config)))
+
+    # --- tags and properties ---
+
+    @app.get(f"{API}/runs/{{run_id}}/tags", tags=["runs"])
+    def get_tags(run_id: str):
+        return json_response(store.get_tags(run_id))
+
+    @app.patch(f"{API}/runs/{{run_id}}/tags", tags=["runs"])
+    def set_tags(run_id: str, body: dict[str, Optional[str]]):
+        store.set_tags(run_id, body)
+        return json_response({})
+
+    @app.get(f"{API}/runs/{{run_id}}/properties", tags=["runs"])
+    def get_properties(run_id: str):
+        return json_response(store.get_properties(run_id))
+
+    @app.patch(f"{API}/runs/{{run_id}}/properties", tags=["runs"])
+    def add_properties(run_id: str, body: dict[str, str]):
+        store.add_properties(run_id, body)
+        return json_response({})
+
+    # --- metrics ---
+
+    @app.post(
+        f"{API}/metrics",
+        tags=["metrics"],
+        openapi_extra={
+            "requestBody": {"required": True, "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}},
+            "parameters": [{"name": BATCH_ID_HEADER, "in": "header", "required": False, "schema": {"type": "string"}}],
+        },
+    )
+    async def append_metrics(request: Request):
+        """Append a zlib-compressed batch of points (see ``runhistory.server.wire``); the batch id
+        header makes a retry of the same batch a no-op."""
+        batch_id = request.headers.get(BATCH_ID_HEADER)
+        if batch_id is not None and not _BATCH_ID.match(batch_id):
+            raise errors.RunHistoryError(f"{BATCH_ID_HEADER} must be 1 to 64 letters, digits or '_.:-'.")
+        body = await read_body(request, MAX_REQUEST_BYTES, "The metric batch")
+        batches = await run_in_threadpool(wire.decode_batches, body, MAX_BATCH_BYTES)
+        await run_in_threadpool(store.append_metrics, batches, batch_id)
+        return json_response({"points": sum(len(batch.values) for batch in batches)})
+
+    @app.get(
+        f"{API}/runs/{{run_id}}/metrics",
+        tags=["metrics"],
+        responses={200: {"content": {wire.MEDIA_TYPE: {}}}},
+    )
+    def get_metrics(
+        run_id: str,
+        name: Optional[list[str]] = Query(default=None),
+        start: int = Query(default=0, ge=0, le=2**62),
+        starts: Optional[str] = Query(default=None, description="JSON object: the start of each series by name"),
+    ):
+        """Series as packed binary (see ``runhistory.server.wire.decode_series``)."""
+        start_of: int | dict[str, int] = start
+        if starts:
+            try:
+                start_of = {str(key): int(value) for key, value in json.loads(starts).items()}
+            except (ValueError, AttributeError, TypeError):
+                raise errors.RunHistoryError("starts must be a JSON object of series names to integers.") from None
+        series = store.get_metrics(run_id, name, start_of)
+        first = {key: (start_of.get(key, 0) if isinstance(start_of, dict) else start_of) for key in series}
+        return Response(wire.encode_series(series, first), media_type=wire.MEDIA_TYPE)
+
+    @app.get(f"{API}/runs/{{run_id}}/metric-summaries", tags=["metrics"])
+    def get_metric_summaries(run_id: str):
+        return json_response([record(one) for one in store.get_metric_summaries(run_id)])
+
+    # --- files ---
+
+    @app.get(f"{API}/runs/{{run_id}}/files", tags=["files"])
+    def list_files(run_id: str, prefix: str = ""):
+        return json_response(artifacts.list(run_id, prefix))
+
+    @app.get(f"{API}/runs/{{run_id}}/file-size/{{name:path}}", tags=["files"])
+    def file_size(run_id: str, name: str):
+        return json_response({"size": artifacts.size(run_id, validate_artifact_name(name, run_id))})
+
+    @app.get(f"{API}/runs/{{run_id}}/files/{{name:path}}", tags=["files"])
+    def read_file(
+        run_id: str,
+        name: str,
+        offset: int = Query(default=0, ge=0, le=2**62),
+        length: Optional[int] = Query(default=None, ge=0, le=MAX_REQUEST_BYTES),
+    ):
+        """Bytes of a file from ``offset``, at most ``length`` of them (the server's request limit)."""
+        data = artifacts.read(run_id, validate_artifact_name(name, run_id), offset, length if length is not None else MAX_REQUEST_BYTES)
+        return Response(data, media_type="application/octet-stream")
+
+    @app.put(
+        f"{API}/runs/{{run_id}}/files/{{name:path}}",
+        tags=["files"],
+        openapi_extra={"requestBody": {"content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}},
+    )
+    async def write_file(run_id: str, name: str, request: Request):
+        """Store (or replace) a whole file: readers see the old or the new file, never half of one."""
+        name = validate_artifact_name(name, run_id)
+        validate_artifact_name(run_id)
+        with tempfile.SpooledTemporaryFile(max_size=8 << 20) as buffer:
+            size = 0
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > MAX_FILE_BYTES:
+                    raise TooLarge(f"The file is larger than the server's limit of {MAX_FILE_BYTES} bytes.")
+                buffer.write(chunk)
+            buffer.seek(0)
+            written = await run_in_threadpool(artifacts.write, run_id, name, buffer)
+        return json_response({"size": written})
+
+    @app.post(
+        f"{API}/runs/{{run_id}}/files/{{name:path}}",
+        tags=["files"],
+        openapi_extra={"requestBody": {"content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}},
+    )
+    async def append_file(
+        run_id: str, name: str, request: Request, offset: Optional[int] = Query(default=None, ge=0, le=2**62)
+    ):
+        """Append bytes (at ``offset`` when given, which must not pass the end)."""
+        name = validate_artifact_name(name, run_id)
+        validate_artifact_name(run_id)
+        data = await read_body(request, MAX_REQUEST_BYTES, "The appended data")
+        size = await run_in_threadpool(artifacts.append, run_id, name, data, offset)
+        return json_response({"size": size})
+
+    return app
+
+
+def _too_large(message: str) -> JSONResponse:
+    return JSONResponse({"error": "TooLarge", "detail": message}, status_code=413)

@@ -1,0 +1,93 @@
+"""API tokens of the runhistory server, kept hashed (sha256) in the store's own database.
+
+A token is shown once, when created: ``rh_<id>_<secret>``. The database keeps only its
+sha256 digest, so a leaked database leaks no usable token. When no active token
+exists, the server accepts every request (and refuses to bind beyond loopback).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import time
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+
+from runhistory.errors import NotFoundError, RunHistoryError
+from runhistory.store.base import RunStore
+from runhistory.store.sql.schema import api_tokens
+
+
+@dataclass(frozen=True)
+class TokenRecord:
+    """A token as stored: never the token itself."""
+
+    id: str
+    name: str
+    created_time: float
+    revoked_time: float | None
+
+
+def hash_token(token: str) -> str:
+    """The sha256 hex digest under which a token is stored."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class TokenStore:
+    """Create, list, revoke and check the tokens of a SQL run-history store."""
+
+    def __init__(self, store: RunStore) -> None:
+        engine = getattr(store, "_engine", None)
+        if engine is None:
+            raise RunHistoryError(f"The store at {store.uri} keeps no tokens; give the server a SQL store.")
+        self._engine = engine
+
+    def create(self, name: str) -> tuple[TokenRecord, str]:
+        """A new token: its record and the token itself (shown once, never stored)."""
+        token_id = secrets.token_hex(4)
+        token = f"rh_{token_id}_{secrets.token_urlsafe(32)}"
+        record = TokenRecord(token_id, name, time.time(), None)
+        with self._engine.connect().execution_options(writing=True) as connection, connection.begin():
+            connection.execute(
+                sa.insert(api_tokens).values(
+                    id=token_id, name=name, token_hash=hash_token(token), created_time=record.created_time
+                )
+            )
+        return record, token
+
+    def list(self) -> list[TokenRecord]:
+        """Every token, active or revoked, oldest first."""
+        with self._engine.connect() as connection:
+            rows = connection.execute(sa.select(api_tokens).order_by(api_tokens.c.created_time)).all()
+        return [TokenRecord(row.id, row.name, row.created_time, row.revoked_time) for row in rows]
+
+    def revoke(self, token_id: str) -> None:
+        """Revoke a token by its id (or its name); requests with it get 401 from then on."""
+        with self._engine.connect().execution_options(writing=True) as connection, connection.begin():
+            result = connection.execute(
+                sa.update(api_tokens)
+                .where(sa.or_(api_tokens.c.id == token_id, api_tokens.c.name == token_id))
+                .where(api_tokens.c.revoked_time.is_(None))
+                .values(revoked_time=time.time())
+            )
+        if result.rowcount == 0:
+            raise NotFoundError(f"No active token with id or name {token_id!r}.")
+
+    def any_active(self) -> bool:
+        """Whether at least one token is active (then every request needs one)."""
+        with self._engine.connect() as connection:
+            query = sa.select(api_tokens.c.id).where(api_tokens.c.revoked_time.is_(None)).limit(1)
+            return connection.execute(query).first() is not None
+
+    def check(self, token: str | None) -> bool:
+        """Whether a request with this bearer token may pass (any request, when no token is active)."""
+        with self._engine.connect() as connection:
+            if token:
+                query = sa.select(api_tokens.c.id).where(
+                    api_tokens.c.token_hash == hash_token(token), api_tokens.c.revoked_time.is_(None)
+                )
+                if connection.execute(query).first() is not None:
+                    return True
+            active = sa.select(api_tokens.c.id).where(api_tokens.c.revoked_time.is_(None)).limit(1)
+            return connection.execute(active).first() is None

@@ -1,0 +1,202 @@
+"""The local spool of a client that cannot reach its server: nothing logged is lost.
+
+While the server cannot be reached, metric batches (each with its id) and run status
+changes are appended to a file of this process in the spool folder
+(``$RUNHISTORY_SPOOL_DIR``, else ``~/.runhistory/spool``) and kept in memory; a
+background thread sends them, oldest first, with a backoff, as soon as the server
+answers, then deletes the file. Batch ids make a replay idempotent: a batch that
+reached the server before its reply was lost is skipped there. The file of a process
+that died is replayed by ``runhistory sync``: each file is locked by its live writer,
+so sync only takes files whose process is gone.
+
+File format: a JSON header line (``{"url": ..., "pid": ...}``), then records
+``u8 type | u32 length | payload``: type 1 a metric batch (``u8 id length | id |
+compressed batch``), type 2 a status change (JSON).
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+import secrets
+import struct
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator
+
+from filelock import FileLock, Timeout
+
+METRICS = 1
+STATUS = 2
+_RECORD_HEAD = struct.Struct("<BI")
+SPOOL_SUFFIX = ".spool"
+
+
+def spool_dir() -> Path:
+    """Where spool files live: ``$RUNHISTORY_SPOOL_DIR``, else ``~/.runhistory/spool``."""
+    configured = os.environ.get("RUNHISTORY_SPOOL_DIR")
+    return Path(configured).expanduser() if configured else Path.home() / ".runhistory" / "spool"
+
+
+@dataclass(frozen=True)
+class SpoolRecord:
+    """One thing to send: a metric batch (with its id) or a status change."""
+
+    kind: int
+    batch_id: str
+    payload: bytes
+
+    def encode(self) -> bytes:
+        if self.kind == METRICS:
+            ident = self.batch_id.encode()
+            body = bytes([len(ident)]) + ident + self.payload
+        else:
+            body = self.payload
+        return _RECORD_HEAD.pack(self.kind, len(body)) + body
+
+
+class Retry(Exception):
+    """Sending failed in a way that may pass (server unreachable, 5xx): try again later."""
+
+
+class Spool:
+    """The spool of one client (one server URL, one process): a file and an in-memory queue."""
+
+    def __init__(self, url: str, send: Callable[[SpoolRecord], None], directory: Path | None = None) -> None:
+        self.url = url
+        self._send = send
+        self._directory = directory
+        self._queue: collections.deque[SpoolRecord] = collections.deque()
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._drained = threading.Event()
+        self._drained.set()
+        self._running = False  # a replay thread is running (changed only under _lock)
+        self._file = None
+        self._file_lock: FileLock | None = None
+        self.path: Path | None = None
+        self.last_error: str | None = None
+
+    @property
+    def pending(self) -> int:
+        """How many records wait to be sent."""
+        return len(self._queue)
+
+    def add(self, record: SpoolRecord) -> None:
+        """Keep a record (on disk first) and have the background thread send it."""
+        with self._lock:
+            if self._file is None:
+                self._open_file()
+            self._file.write(record.encode())
+            self._file.flush()
+            self._queue.append(record)
+            self._drained.clear()
+            if not self._running:
+                self._running = True
+                threading.Thread(target=self._replay, name="runhistory-spool", daemon=True).start()
+        self._wake.set()
+
+    def wait(self, timeout: float) -> bool:
+        """Wait until everything spooled was sent (True), at most ``timeout`` seconds."""
+        return self._drained.wait(timeout)
+
+    def after_fork(self) -> None:
+        """In a forked child: the parent's spool is the parent's to send."""
+        self._queue.clear()
+        self._file = None
+        self._file_lock = None
+        self.path = None
+        self._running = False
+        self._lock = threading.Lock()
+        self._drained = threading.Event()
+        self._drained.set()
+
+    def _open_file(self) -> None:
+        directory = self._directory or spool_dir()
+        directory.mkdir(parents=True, exist_ok=True)
+        path = directory / f"{os.getpid()}-{int(time.time())}-{secrets.token_hex(4)}{SPOOL_SUFFIX}"
+        self._file_lock = FileLock(str(path) + ".lock", thread_local=False)
+        self._file_lock.acquire()
+        self._file = open(path, "ab")
+        self._file.write(json.dumps({"url": self.url, "pid": os.getpid(), "created": time.time()}).encode() + b"\n")
+        self.path = path
+
+    def _replay(self) -> None:
+        delay = 0.05
+        while True:
+            with self._lock:
+                if not self._queue:
+                    self._close_file()
+                    self._running = False
+                    self._drained.set()
+                    return
+                record = self._queue[0]
+            try:
+                self._send(record)
+            except Retry as exc:
+                self.last_error = str(exc)
+                self._wake.wait(delay)
+                self._wake.clear()
+                delay = min(delay * 2, 2.0)
+                continue
+            except Exception as exc:  # noqa: BLE001 - refused for good (4xx): report, drop, go on
+                print(f"runhistory: the server at {self.url} refused a spooled record, dropped: {exc}", file=sys.stderr)
+            delay = 0.05
+            with self._lock:
+                self._queue.popleft()
+
+    def _close_file(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            assert self.path is not None
+            self.path.unlink(missing_ok=True)
+            if self._file_lock is not None:
+                self._file_lock.release()
+                Path(self._file_lock.lock_file).unlink(missing_ok=True)
+            self._file = None
+            self._file_lock = None
+            self.path = None
+
+
+def read_spool_file(path: Path) -> tuple[dict, list[SpoolRecord]]:
+    """The header and records of a spool file (a record cut short by a crash is left out)."""
+    data = path.read_bytes()
+    newline = data.index(b"\n")
+    header = json.loads(data[:newline])
+    return header, list(_records(data, newline + 1))
+
+
+def _records(data: bytes, at: int) -> Iterator[SpoolRecord]:
+    while at + _RECORD_HEAD.size <= len(data):
+        kind, length = _RECORD_HEAD.unpack_from(data, at)
+        at += _RECORD_HEAD.size
+        if at + length > len(data):
+            return
+        body = data[at : at + length]
+        at += length
+        if kind == METRICS:
+            ident_length = body[0]
+            yield SpoolRecord(METRICS, body[1 : 1 + ident_length].decode(), body[1 + ident_length :])
+        else:
+            yield SpoolRecord(kind, "", body)
+
+
+def orphan_spool_files(directory: Path | None = None) -> Iterator[tuple[Path, FileLock]]:
+    """Spool files whose writer is gone, each locked for the caller (who must release it)."""
+    directory = directory or spool_dir()
+    if not directory.is_dir():
+        return
+    for path in sorted(directory.glob(f"*{SPOOL_SUFFIX}")):
+        lock = FileLock(str(path) + ".lock", thread_local=False)
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            continue  # its process is alive and sends it itself
+        if not path.exists():
+            lock.release()
+            continue
+        yield path, lock

@@ -1,0 +1,76 @@
+"""The SDK test suites of tests/sdk (metrics, runs, files), run again against a runhistory server.
+
+Each test gets a fresh server on a fresh store, served in this process on a free port
+(uvicorn in a thread: starting a process per test would take ~1.5 s each), and reaches it
+over real HTTP through ``Workspace("http://...")``. Tests marked ``both_stores`` run on a
+server backed by SQLite and on one backed by PostgreSQL (see tests/postgres.py).
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import threading
+import time
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+import uvicorn
+
+from runhistory import Workspace
+from runhistory.artifacts.local import LocalArtifactStore
+from runhistory.backends import _open_store
+from runhistory.server.app import create_app
+
+from tests.sdk import test_files, test_metrics, test_runs
+
+# The suites' tests, collected here a second time (their fixtures come along with them).
+for _module in (test_metrics, test_runs, test_files):
+    for _name in dir(_module):
+        if _name.startswith("test_"):
+            globals()[_name] = getattr(_module, _name)
+run = test_metrics.run  # the same fixture in test_metrics and test_files
+pytestmark = test_metrics.pytestmark  # both_stores: behind the server, SQLite and PostgreSQL
+
+
+@pytest.fixture(scope="module")
+def empty_sqlite_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite store with the newest schema and nothing in it, copied by each test (migrating takes ~0.3 s)."""
+    path = tmp_path_factory.mktemp("template") / "server.db"
+    _open_store(f"sqlite:///{path}").close()
+    return path
+
+
+@pytest.fixture
+def ws(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Workspace]:
+    """A workspace on a fresh runhistory server (SQLite, or PostgreSQL when parametrized so)."""
+    monkeypatch.setenv("RUNHISTORY_SPOOL_DIR", str(tmp_path / "spool"))
+    backend = getattr(request, "param", "sqlite")
+    if backend == "postgresql":
+        store_uri = request.getfixturevalue("postgres_uri")
+    else:
+        shutil.copyfile(request.getfixturevalue("empty_sqlite_store"), tmp_path / "server.db")
+        store_uri = f"sqlite:///{tmp_path / 'server.db'}"
+    store = _open_store(store_uri)
+    app = create_app(store, LocalArtifactStore(tmp_path / "server-artifacts"))
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(128)
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert time.monotonic() < deadline and thread.is_alive(), "the in-process server did not start"
+        time.sleep(0.01)
+    try:
+        yield Workspace(f"http://127.0.0.1:{sock.getsockname()[1]}")
+    finally:
+        server.should_exit = True  # it stops within ~0.1 s; the next test need not wait for it
+
+        def _close_when_stopped() -> None:
+            thread.join(10)
+            store.close()
+
+        threading.Thread(target=_close_when_stopped, daemon=True).start()

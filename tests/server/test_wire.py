@@ -1,0 +1,55 @@
+"""The pieces under the server, without a server: the points encoding, batch ids, the spool file."""
+
+from __future__ import annotations
+
+import math
+import zlib
+from pathlib import Path
+
+import pytest
+
+from runhistory import Experiment
+from runhistory.server import wire
+from runhistory.store.base import MetricBatch, MetricKind
+from runhistory.store.spool import METRICS, STATUS, SpoolRecord, read_spool_file
+
+
+def test_batches_round_trip_numbers_strings_specials_and_mixed_steps() -> None:
+    batches = [
+        MetricBatch("r", "f", MetricKind.SCALAR, [1.5, math.nan, math.inf], [None, None, None], [1.0, 2.0, 3.0]),
+        MetricBatch("r", "i", MetricKind.SCALAR, [1, 2], [10, 20], [1.0, 2.0], "ints"),
+        MetricBatch("r", "s", MetricKind.TABLE, [{"a": 1}, "x"], [None, 5], [1.0, 2.0]),
+    ]
+    back = wire.decode_batches(wire.encode_batches(batches), 1 << 20)
+    assert [b.name for b in back] == ["f", "i", "s"]
+    assert back[0].values[0] == 1.5 and math.isnan(back[0].values[1]) and back[0].steps == [None] * 3
+    assert back[1].values == [1, 2] and back[1].steps == [10, 20] and back[1].description == "ints"
+    assert back[2].values == [{"a": 1}, "x"] and back[2].steps == [None, 5] and back[2].times == [1.0, 2.0]
+
+
+def test_bad_and_oversized_messages_are_refused() -> None:
+    with pytest.raises(wire.WireError):
+        wire.decode_batches(b"not zlib", 1 << 20)
+    with pytest.raises(wire.WireError):
+        wire.decode_batches(zlib.compress(b"RHW1\x05\x00\x00\x00[{}]]"), 1 << 20)
+    with pytest.raises(wire.TooLargeError):
+        wire.decode_batches(zlib.compress(b"\0" * (2 << 20)), 1 << 20)
+
+
+def test_a_batch_id_applies_a_batch_once(exp: Experiment) -> None:
+    run = exp.start_logging()
+    store = exp.workspace.store
+    batch = MetricBatch(run.id, "x", MetricKind.SCALAR, [1, 2, 3], [None] * 3, [1.0, 2.0, 3.0])
+    store.append_metrics([batch], batch_id="b-1")
+    store.append_metrics([batch], batch_id="b-1")  # a retry
+    store.append_metrics([batch], batch_id="b-2")
+    assert store.get_metrics(run.id)["x"].values == [1, 2, 3, 1, 2, 3]
+
+
+def test_a_spool_file_cut_short_by_a_crash_keeps_its_whole_records(tmp_path: Path) -> None:
+    path = tmp_path / "1.spool"
+    records = [SpoolRecord(METRICS, "abc", b"payload"), SpoolRecord(STATUS, "", b'{"run_id": "r"}')]
+    data = b'{"url": "http://x"}\n' + b"".join(record.encode() for record in records)
+    path.write_bytes(data + SpoolRecord(METRICS, "cut", b"0123456789").encode()[:-3])
+    header, found = read_spool_file(path)
+    assert header == {"url": "http://x"} and found == records
