@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import textwrap
@@ -34,3 +35,14 @@ def run_python(code: str, timeout: float = 120, **env: str) -> subprocess.Comple
     out, err = process.communicate(timeout=timeout)
     assert process.returncode == 0, f"child exited {process.returncode}:\n{err}"
     return subprocess.CompletedProcess(process.args, process.returncode, out, err)
+
+
+def port_is_free(port: int) -> bool:
+    """True when 127.0.0.1:port can be bound as a server binds it (SO_REUSEADDR: TIME_WAIT is no owner)."""
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True

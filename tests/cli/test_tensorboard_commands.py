@@ -13,7 +13,7 @@ import httpx
 from runhistory import Experiment
 
 from tests.cli.support import assert_fits, assert_one_line_error
-from tests.helpers import python_env
+from tests.helpers import port_is_free, python_env
 from tests.tensorboard.conftest import poll
 
 
@@ -61,8 +61,7 @@ def test_tensorboard_serves_until_interrupted_then_stops_cleanly(populated) -> N
         process.kill()
     assert process.returncode == 0, err
     assert "TensorBoard stopped." in out and "Traceback" not in err
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", int(url.rsplit(":", 1)[1].strip("/"))))
+    assert port_is_free(int(url.rsplit(":", 1)[1].strip("/")))
 
 
 def test_tensorboard_bad_input(populated, invoke, tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ from runhistory import Experiment, Run, Workspace
 from runhistory.errors import NotFoundError, TensorboardError
 from runhistory.tensorboard import Tensorboard
 from runhistory.tensorboard.events import EventFileWriter
-from tests.helpers import start_python
+from tests.helpers import port_is_free, start_python
 from tests.tensorboard.conftest import poll
 
 # A stand-in for a training job: it writes TensorBoard events itself into its run's logs/
@@ -118,8 +118,7 @@ def test_stop_leaves_no_process_and_frees_the_port(exp: Experiment) -> None:
     board.stop()
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", port))
+    assert port_is_free(port)
     assert not root.exists(), "the temporary local_root is removed"
     assert board.url is None
 

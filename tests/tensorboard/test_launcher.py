@@ -18,6 +18,7 @@ import pytest
 from runhistory.errors import TensorboardError
 from runhistory.tensorboard.events import EventFileWriter
 from runhistory.tensorboard.launcher import TensorboardServer
+from tests.helpers import port_is_free
 from tests.tensorboard.conftest import WALL0, poll
 
 
@@ -34,17 +35,6 @@ def group_members(pgid: int) -> list[int]:
             if state != "Z" and int(pgrp) == pgid:
                 members.append(int(entry.name))
     return members
-
-
-def port_is_free(port: int) -> bool:
-    """True when 127.0.0.1:port can be bound (as a server would, with SO_REUSEADDR)."""
-    with socket.socket() as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
 
 
 def write_run(folder: Path, points: int = 3) -> None:
