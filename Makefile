@@ -25,6 +25,7 @@ bench: $(INSTALLED)
 	$(PY) benchmarks/logging.py
 	$(PY) benchmarks/tensorboard.py
 	$(PY) benchmarks/jobs.py
+	$(PY) benchmarks/server.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache
