@@ -11,6 +11,7 @@ from runhistory import Experiment, Workspace
 
 from tests.helpers import ENV_VARS
 from tests.postgres import STORES, PostgresServer, start_server
+from tests.s3 import s3_env, s3_server, s3_uri  # noqa: F401 - fixtures for every test folder
 
 
 def pytest_configure(config: pytest.Config) -> None:

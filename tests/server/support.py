@@ -33,12 +33,20 @@ def runhistory_cli(*args: str, env: dict[str, str] | None = None, timeout: float
 
 
 class ServerProcess:
-    """``runhistory server`` on a SQLite store and a folder, restartable on the same port."""
+    """``runhistory server`` (by default on a SQLite store and a folder in ``folder``), restartable
+    on the same port; ``env`` is added to the server's environment (S3 credentials, limits)."""
 
-    def __init__(self, folder: Path, port: int | None = None, **env: str) -> None:
+    def __init__(
+        self,
+        folder: Path,
+        port: int | None = None,
+        store_uri: str | None = None,
+        artifacts: Path | str | None = None,
+        **env: str,
+    ) -> None:
         self.folder = folder
-        self.store_uri = f"sqlite:///{folder / 'server.db'}"
-        self.artifacts = folder / "artifacts"
+        self.store_uri = store_uri or f"sqlite:///{folder / 'server.db'}"
+        self.artifacts = artifacts or folder / "artifacts"
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = env

@@ -3,7 +3,8 @@
 Each test gets a fresh server on a fresh store, served in this process on a free port
 (uvicorn in a thread: starting a process per test would take ~1.5 s each), and reaches it
 over real HTTP through ``Workspace("http://...")``. Tests marked ``both_stores`` run on a
-server backed by SQLite and on one backed by PostgreSQL (see tests/postgres.py).
+server backed by SQLite and a folder, and on one backed by PostgreSQL and S3 (SeaweedFS;
+see tests/postgres.py and tests/s3.py).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import pytest
 import uvicorn
 
 from runhistory import Workspace
-from runhistory.artifacts.local import LocalArtifactStore
+from runhistory.artifacts import open_artifact_store
 from runhistory.backends import _open_store
 from runhistory.server.app import create_app
 
@@ -44,16 +45,19 @@ def empty_sqlite_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def ws(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Workspace]:
-    """A workspace on a fresh runhistory server (SQLite, or PostgreSQL when parametrized so)."""
+    """A workspace on a fresh runhistory server (SQLite and a folder, or PostgreSQL and S3 when
+    parametrized so)."""
     monkeypatch.setenv("RUNHISTORY_SPOOL_DIR", str(tmp_path / "spool"))
     backend = getattr(request, "param", "sqlite")
     if backend == "postgresql":
         store_uri = request.getfixturevalue("postgres_uri")
+        artifact_uri = request.getfixturevalue("s3_uri")
     else:
         shutil.copyfile(request.getfixturevalue("empty_sqlite_store"), tmp_path / "server.db")
         store_uri = f"sqlite:///{tmp_path / 'server.db'}"
+        artifact_uri = str(tmp_path / "server-artifacts")
     store = _open_store(store_uri)
-    app = create_app(store, LocalArtifactStore(tmp_path / "server-artifacts"))
+    app = create_app(store, open_artifact_store(artifact_uri))
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     sock.listen(128)

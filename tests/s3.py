@@ -1,8 +1,9 @@
-"""A real S3 server for the artifact tests: SeaweedFS (``weed mini``) in a temporary folder.
+"""A real S3 server for the tests: SeaweedFS (``weed mini``) in a temporary folder.
 
 It is started once per test session on free loopback ports, with one access key and one
 bucket, and stopped (with its whole process group) at the end of the session. Each test
-gets the S3 settings in its environment and a prefix of its own in the bucket.
+gets the S3 settings in its environment and a prefix of its own in the bucket. The fixtures
+are imported by tests/conftest.py, so any test folder can use them.
 """
 
 from __future__ import annotations
