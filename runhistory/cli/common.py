@@ -21,7 +21,8 @@ from runhistory.workspace import CONFIG_FILE, CONFIG_FOLDER, ENV_TRACKING_URI, W
 F = TypeVar("F", bound=Callable[..., Any])
 
 WORKSPACE_HELP = (
-    "The workspace: a folder with config.json or .runhistory/, a config.json file, or sqlite:///FILE "
+    "The workspace: a folder with config.json or .runhistory/, a config.json file, sqlite:///FILE, "
+    "postgresql://USER:PASSWORD@HOST:PORT/DATABASE or a server's http(s)://HOST:PORT "
     f"(default: ${ENV_TRACKING_URI}, else the nearest config.json)."
 )
 _ROOT_WORKSPACE_KEY = "runhistory.workspace_ref"
