@@ -23,6 +23,11 @@ class RunFinishedError(RunHistoryError):
     """Something was written to a run that has already ended."""
 
 
+class StoreUnavailableError(RunHistoryError):
+    """The store's database cannot be reached right now (down, restarting, locked too long);
+    the same request may succeed later, so clients of a server retry it or spool it."""
+
+
 class SchemaVersionError(RunHistoryError):
     """The workspace was written by a newer runhistory than this one."""
 

@@ -7,6 +7,8 @@
 #                                    root), listening on 127.0.0.1 on a free port, with a database
 #                                    `runhistory`; prints its URI (postgresql://...) on stdout and
 #                                    writes it to DIR/uri.
+#   scripts/postgres.sh pause DIR    shuts that server down (fast: clients are disconnected), keeping DIR;
+#   scripts/postgres.sh resume DIR   starts it again on the same port (the database outage tests).
 #   scripts/postgres.sh stop DIR     stops that server (fast) and removes DIR.
 set -euo pipefail
 export PATH="$PATH:/usr/sbin:/sbin"  # runuser, useradd
@@ -32,6 +34,11 @@ as_owner() {  # run a command as the postgres user when we are root (PostgreSQL 
     else
         "$@"
     fi
+}
+
+start_server() {  # BIN DIR: pg_ctl start with the options saved in DIR/options
+    as_owner "$1/pg_ctl" -D "$2/data" -l "$2/server.log" -w -t 60 start -o "$(cat "$2/options")" >/dev/null ||
+        { cat "$2/server.log" >&2; exit 1; }
 }
 
 cmd=${1:-}
@@ -66,15 +73,22 @@ start)
         { cat "$dir/initdb.log" >&2; exit 1; }
     rm -f "$dir/pwfile"
     port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-    as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start -o \
-        "-p $port -k $dir -c listen_addresses=127.0.0.1 -c max_connections=300 -c fsync=off \
-         -c synchronous_commit=off -c full_page_writes=off -c shared_buffers=64MB" >/dev/null ||
-        { cat "$dir/server.log" >&2; exit 1; }
+    echo "-p $port -k $dir -c listen_addresses=127.0.0.1 -c max_connections=300 -c fsync=off \
+-c synchronous_commit=off -c full_page_writes=off -c shared_buffers=64MB" >"$dir/options"
+    start_server "$bin" "$dir"
     as_owner "$bin/psql" -h "$dir" -p "$port" -U postgres -d postgres -q -v ON_ERROR_STOP=1 \
         -c "CREATE DATABASE runhistory" >/dev/null
     uri="postgresql://postgres:$password@127.0.0.1:$port/runhistory"
     echo "$uri" >"$dir/uri"
     echo "$uri"
+    ;;
+pause)
+    dir=${2:?usage: postgres.sh pause DIR}
+    as_owner "$(find_bin)/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null
+    ;;
+resume)
+    dir=${2:?usage: postgres.sh resume DIR}
+    start_server "$(find_bin)" "$dir"
     ;;
 stop)
     dir=${2:?usage: postgres.sh stop DIR}
@@ -85,7 +99,7 @@ stop)
     rm -rf "$dir"
     ;;
 *)
-    echo "usage: scripts/postgres.sh install | start DIR | stop DIR" >&2
+    echo "usage: scripts/postgres.sh install | start DIR | pause DIR | resume DIR | stop DIR" >&2
     exit 2
     ;;
 esac

@@ -78,16 +78,36 @@ def start_server() -> tuple[PostgresServer, object]:
     if os.environ.get(ENV_URI):
         server = PostgresServer(os.environ[ENV_URI])
         return server, server.drop_created
-    folder = tempfile.mkdtemp(prefix="runhistory-postgres-")
-    started = subprocess.run(["bash", str(SCRIPT), "start", folder], capture_output=True, text=True)
+    cluster = PostgresCluster()
+    return PostgresServer(cluster.uri), cluster.stop
 
-    def stop() -> None:
-        subprocess.run(["bash", str(SCRIPT), "stop", folder], capture_output=True)
 
-    if started.returncode != 0:
-        stop()
-        pytest.fail(
-            f"no PostgreSQL for the tests: {started.stderr.strip()} "
-            f"(install postgresql — `make test` does as root — or set {ENV_URI})"
-        )
-    return PostgresServer(started.stdout.strip().splitlines()[-1]), stop
+class PostgresCluster:
+    """A throw-away PostgreSQL cluster of this session (scripts/postgres.sh), which a test may
+    also shut down and start again on the same port."""
+
+    def __init__(self) -> None:
+        self.folder = tempfile.mkdtemp(prefix="runhistory-postgres-")
+        started = self._script("start")
+        if started.returncode != 0:
+            self.stop()
+            pytest.fail(
+                f"no PostgreSQL for the tests: {started.stderr.strip()} "
+                f"(install postgresql — `make test` does as root — or set {ENV_URI})"
+            )
+        self.uri = started.stdout.strip().splitlines()[-1]
+
+    def _script(self, command: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["bash", str(SCRIPT), command, self.folder], capture_output=True, text=True, timeout=120)
+
+    def pause(self) -> None:
+        """Shut the server down (its clients are disconnected); the data stays."""
+        done = self._script("pause")
+        assert done.returncode == 0, done.stderr
+
+    def resume(self) -> None:
+        done = self._script("resume")
+        assert done.returncode == 0, done.stderr
+
+    def stop(self) -> None:
+        self._script("stop")

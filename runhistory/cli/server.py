@@ -50,6 +50,7 @@ def server_group(ctx: click.Context, store_uri: str | None, artifact_uri: str | 
     from runhistory.backends import default_artifact_uri
     from runhistory.server.app import create_app
     from runhistory.server.auth import TokenStore
+    from runhistory.store.sql.engine import redact_uri
 
     uri, store = _open_store(store_uri)
     if not artifact_uri:
@@ -72,7 +73,7 @@ def server_group(ctx: click.Context, store_uri: str | None, artifact_uri: str | 
     sock.listen(2048)
     bound_port = sock.getsockname()[1]
     shown = f"[{host}]" if ":" in host else host
-    click.echo(f"runhistory server on http://{shown}:{bound_port} (store {uri}, artifacts {artifacts.uri})", err=False)
+    click.echo(f"runhistory server on http://{shown}:{bound_port} (store {redact_uri(uri)}, artifacts {artifacts.uri})", err=False)
     sys.stdout.flush()
     config = uvicorn.Config(create_app(store, artifacts), log_level="warning", access_log=False, timeout_keep_alive=30)
     uvicorn.Server(config).run(sockets=[sock])

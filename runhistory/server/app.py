@@ -22,7 +22,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from runhistory import errors
+from runhistory import __version__, errors
 from runhistory.artifacts.base import ArtifactStore, validate_artifact_name
 from runhistory.server import wire
 from runhistory.server.auth import TokenStore
@@ -126,7 +126,11 @@ def create_app(store: RunStore, artifacts: ArtifactStore) -> FastAPI:
         if request.url.path != f"{API}/health":
             header = request.headers.get("authorization", "")
             token = header[7:].strip() if header.lower().startswith("bearer ") else None
-            if not await run_in_threadpool(tokens.check, token):
+            try:
+                allowed = await run_in_threadpool(tokens.check, token)
+            except errors.StoreUnavailableError as exc:  # middleware errors bypass the exception handlers
+                return _unavailable(exc)
+            if not allowed:
                 reason = "no token given" if not token else "the token is not valid (unknown or revoked)"
                 return JSONResponse(
                     {"error": "Unauthorized", "detail": f"This runhistory server needs an API token: {reason}."},
@@ -146,6 +150,8 @@ def create_app(store: RunStore, artifacts: ArtifactStore) -> FastAPI:
             status = 404
         elif isinstance(exc, errors.RunFinishedError):
             status = 409
+        elif isinstance(exc, errors.StoreUnavailableError):
+            return _unavailable(exc)
         return JSONResponse({"error": type(exc).__name__, "detail": str(exc)}, status_code=status)
 
     @app.exception_handler(sa.exc.NoResultFound)
@@ -173,7 +179,7 @@ def create_app(store: RunStore, artifacts: ArtifactStore) -> FastAPI:
 
     @app.get(f"{API}/health", tags=["server"])
     def health() -> dict[str, Any]:
-        return {"status": "ok", "store": store.uri, "artifacts": artifacts.uri}
+        return {"status": "ok", "version": __version__}  # no token needed, so nothing about the store
 
     # --- experiments ---
 
@@ -387,3 +393,8 @@ def create_app(store: RunStore, artifacts: ArtifactStore) -> FastAPI:
 
 def _too_large(message: str) -> JSONResponse:
     return JSONResponse({"error": "TooLarge", "detail": message}, status_code=413)
+
+
+def _unavailable(exc: Exception) -> JSONResponse:
+    """503 for a store whose database is down: clients retry it (and spool metrics meanwhile)."""
+    return JSONResponse({"error": "StoreUnavailableError", "detail": str(exc)}, status_code=503, headers={"Retry-After": "1"})

@@ -16,6 +16,7 @@ import sqlalchemy as sa
 
 from runhistory.errors import NotFoundError, RunHistoryError
 from runhistory.store.base import RunStore
+from runhistory.store.sql.engine import unavailable_as_error
 from runhistory.store.sql.schema import api_tokens
 
 
@@ -42,6 +43,7 @@ class TokenStore:
         if engine is None:
             raise RunHistoryError(f"The store at {store.uri} keeps no tokens; give the server a SQL store.")
         self._engine = engine
+        self._uri = store.uri
 
     def create(self, name: str) -> tuple[TokenRecord, str]:
         """A new token: its record and the token itself (shown once, never stored)."""
@@ -82,7 +84,7 @@ class TokenStore:
 
     def check(self, token: str | None) -> bool:
         """Whether a request with this bearer token may pass (any request, when no token is active)."""
-        with self._engine.connect() as connection:
+        with unavailable_as_error(self._uri), self._engine.connect() as connection:
             if token:
                 query = sa.select(api_tokens.c.id).where(
                     api_tokens.c.token_hash == hash_token(token), api_tokens.c.revoked_time.is_(None)

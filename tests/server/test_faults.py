@@ -1,4 +1,5 @@
-"""Nothing lost, nothing doubled: a server killed and restarted, a client offline, many clients at once.
+"""Nothing lost, nothing doubled: a server killed and restarted, its database restarted, a client
+offline, many clients at once.
 
 Each client is a real process logging through the SDK; the server is a real process.
 The offline client is cut off for 30 s, as the issue asks; the spool on disk, the replay
@@ -9,10 +10,14 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
 
 from runhistory import Workspace
 
 from tests.helpers import start_python
+from tests.postgres import PostgresCluster
 from tests.server.support import ServerProcess, runhistory_cli
 
 LOGGER = """
@@ -75,6 +80,36 @@ def test_server_killed_and_restarted_while_four_processes_log(server: ServerProc
     ws = Workspace(server.url)
     for run_id in run_ids:
         _assert_exactly_once(ws, run_id, points)
+
+
+def test_the_database_restarted_while_two_processes_log(tmp_path: Path) -> None:
+    cluster = PostgresCluster()  # its own, as it goes down for a while
+    server = ServerProcess(tmp_path / "server", store_uri=cluster.uri)
+    try:
+        server.start()
+        points = 20_000
+        loggers = [_start_logger(server, points, 200, 0.03, RUNHISTORY_COMPLETE_TIMEOUT="120") for _ in range(2)]
+        run_ids = [process.stdout.readline().strip() for process in loggers]
+        assert all(run_ids), [process.stderr.read() for process in loggers]
+        time.sleep(0.8)
+        cluster.pause()
+        answer = httpx.get(f"{server.url}/api/v1/experiments", timeout=30)
+        assert answer.status_code == 503 and answer.headers["Retry-After"] == "1"
+        assert "cannot be reached" in answer.json()["detail"] and "secret" not in answer.text
+        time.sleep(3.0)
+        cluster.resume()
+        for process in loggers:
+            out, err = process.communicate(timeout=120)
+            assert process.returncode == 0, err
+            assert "done Completed" in out, (out, err)
+        ws = Workspace(server.url)
+        for run_id in run_ids:
+            _assert_exactly_once(ws, run_id, points)
+        password = urlsplit(cluster.uri).password
+        assert password and password not in server.log()
+    finally:
+        server.stop()
+        cluster.stop()
 
 
 def test_a_client_offline_spools_and_replays_when_the_server_comes_back(server: ServerProcess) -> None:

@@ -33,7 +33,9 @@ def test_tokens_no_token_wrong_token_and_revoked_token_get_401(tmp_path: Path) -
     server.start()
     try:
         api = f"{server.url}/api/v1"
-        assert httpx.get(f"{api}/health").status_code == 200  # readiness needs no token
+        health = httpx.get(f"{api}/health")
+        assert health.status_code == 200  # readiness needs no token, and tells nothing about the store
+        assert set(health.json()) == {"status", "version"}
         assert httpx.get(f"{api}/experiments").status_code == 401
         assert httpx.get(f"{api}/experiments", headers={"Authorization": "Bearer rh_nope_nope"}).status_code == 401
         assert httpx.post(f"{api}/metrics", content=b"x").status_code == 401

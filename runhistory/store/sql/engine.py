@@ -11,7 +11,9 @@ refused with a clear error instead of being misread.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 from urllib.parse import urlsplit, urlunsplit
 
 import sqlalchemy as sa
@@ -19,7 +21,7 @@ from filelock import FileLock
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
-from runhistory.errors import RunHistoryError, SchemaVersionError
+from runhistory.errors import RunHistoryError, SchemaVersionError, StoreUnavailableError
 from runhistory.store.sql.schema import SCHEMA_REVISION
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
@@ -97,6 +99,35 @@ def redact_uri(uri: str) -> str:
     netloc = parts.netloc.rsplit("@", 1)
     user = netloc[0].split(":", 1)[0]
     return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc[1]}"))
+
+
+# SQLSTATE classes of a database that cannot serve: connection exceptions, and operator
+# intervention (admin or crash shutdown, cannot connect now, database dropped).
+_POSTGRES_UNAVAILABLE = ("08", "57P")
+
+
+def is_connection_failure(exc: sa.exc.DBAPIError) -> bool:
+    """Whether the database was unreachable (refused, dropped, shutting down), not the request wrong."""
+    if exc.connection_invalidated:
+        return True
+    state = getattr(exc.orig, "sqlstate", None)
+    if state:
+        return state.startswith(_POSTGRES_UNAVAILABLE)
+    # psycopg reports a failed connect or a lost server without a SQLSTATE
+    return isinstance(exc, (sa.exc.OperationalError, sa.exc.InterfaceError)) and type(exc.orig).__module__.startswith("psycopg")
+
+
+@contextmanager
+def unavailable_as_error(uri: str) -> Iterator[None]:
+    """Turn a lost or refused database connection into :class:`StoreUnavailableError` (worth retrying)."""
+    try:
+        yield
+    except sa.exc.DBAPIError as exc:
+        if not is_connection_failure(exc):
+            raise
+        raise StoreUnavailableError(
+            f"The database of the run history at {redact_uri(uri)} cannot be reached: {_first_line(exc.orig)}"
+        ) from exc
 
 
 def create_postgres_engine(uri: str) -> Engine:

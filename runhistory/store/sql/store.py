@@ -26,7 +26,7 @@ import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from runhistory.errors import NotFoundError, RunHistoryError
+from runhistory.errors import NotFoundError, RunHistoryError, StoreUnavailableError
 from runhistory.store import codec
 from runhistory.store.base import (
     HEARTBEAT_TIMEOUT_S,
@@ -41,6 +41,7 @@ from runhistory.store.base import (
     RunStatus,
     RunStore,
 )
+from runhistory.store.sql.engine import unavailable_as_error
 from runhistory.store.sql.schema import (
     applied_batches,
     compute_targets,
@@ -70,13 +71,13 @@ class SqlRunStore(RunStore):
     # transactions
     @contextmanager
     def _reading(self) -> Iterator[Connection]:
-        with self._engine.connect() as connection:
+        with unavailable_as_error(self.uri), self._engine.connect() as connection:
             with connection.begin():
                 yield connection
 
     @contextmanager
     def _writing(self) -> Iterator[Connection]:
-        with self._engine.connect().execution_options(writing=True) as connection:
+        with unavailable_as_error(self.uri), self._engine.connect().execution_options(writing=True) as connection:
             with connection.begin():
                 yield connection
 
@@ -92,7 +93,7 @@ class SqlRunStore(RunStore):
                 if "locked" not in str(exc.orig) and "busy" not in str(exc.orig):
                     raise RunHistoryError(f"The run history at {self.uri} could not be written: {exc.orig}") from exc
                 if attempt == _RETRIES_WHEN_LOCKED - 1:
-                    raise RunHistoryError(f"The run history at {self.uri} stayed locked by another process.") from exc
+                    raise StoreUnavailableError(f"The run history at {self.uri} stayed locked by another process.") from exc
                 time.sleep(0.05 * 2**attempt)
         raise AssertionError("unreachable")
 
