@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 import zlib
 from pathlib import Path
 
@@ -44,6 +45,22 @@ def test_a_batch_id_applies_a_batch_once(exp: Experiment) -> None:
     store.append_metrics([batch], batch_id="b-1")  # a retry
     store.append_metrics([batch], batch_id="b-2")
     assert store.get_metrics(run.id)["x"].values == [1, 2, 3, 1, 2, 3]
+
+
+def test_batch_ids_are_remembered_for_30_days_then_pruned(exp: Experiment) -> None:
+    from runhistory.store.sql.store import BATCH_ID_RETENTION_S
+
+    run = exp.start_logging()
+    store = exp.workspace.store
+    batch = MetricBatch(run.id, "x", MetricKind.SCALAR, [7], [None], [1.0])
+    store.append_metrics([batch], batch_id="old")  # (the first batch with an id also prunes, finding nothing)
+    assert BATCH_ID_RETENTION_S == 30 * 24 * 3600
+    assert store.prune_batch_ids(time.time() - BATCH_ID_RETENTION_S) == 0  # applied just now: kept
+    store.append_metrics([batch], batch_id="old")
+    assert store.get_metrics(run.id)["x"].values == [7]
+    assert store.prune_batch_ids(time.time() + 1) == 1  # as if 30 days had passed
+    store.append_metrics([batch], batch_id="old")  # forgotten: applied again
+    assert store.get_metrics(run.id)["x"].values == [7, 7]
 
 
 def test_a_spool_file_cut_short_by_a_crash_keeps_its_whole_records(tmp_path: Path) -> None:

@@ -22,7 +22,7 @@ from sqlalchemy import (
 
 # The newest migration's revision. Checked against Alembic by the tests; kept here so that
 # opening an up-to-date workspace never imports Alembic (it costs ~0.15 s per process).
-SCHEMA_REVISION = "0003"
+SCHEMA_REVISION = "0004"
 
 metadata = MetaData()
 
@@ -109,12 +109,14 @@ metric_chunks = Table(
 )
 
 # Ids of metric batches already applied: a batch sent again (a client retrying after a lost
-# reply, a spool replayed) is recognised and skipped, so no point is ever stored twice.
+# reply, a spool replayed) is recognised and skipped, so no point is ever stored twice. Ids
+# older than BATCH_ID_RETENTION_S (store.py) are pruned.
 applied_batches = Table(
     "applied_batches",
     metadata,
     Column("id", String(64), primary_key=True),
     Column("applied_time", Float, nullable=False),
+    Index("ix_applied_batches_applied_time", "applied_time"),
 )
 
 # API tokens of the runhistory server, stored as sha256 hex digests (never the token itself).

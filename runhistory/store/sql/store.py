@@ -58,6 +58,10 @@ _RETRIES_WHEN_LOCKED = 8
 # serialization_failure, deadlock_detected, unique_violation.
 _POSTGRES_RETRYABLE = {"40001", "40P01", "23505"}
 _RETRIES_ON_CONFLICT = 8
+# How long a metric batch's id is remembered: a client retries within seconds, and
+# `runhistory sync` replays the spool of a process that died, within 30 days.
+BATCH_ID_RETENTION_S = 30 * 24 * 3600
+_PRUNE_EVERY_S = 3600
 
 
 class SqlRunStore(RunStore):
@@ -67,6 +71,7 @@ class SqlRunStore(RunStore):
         self._engine = engine
         self.uri = uri
         self._postgres = engine.dialect.name == "postgresql"
+        self._next_prune = 0.0  # monotonic time of the next pruning of old batch ids
 
     # transactions
     @contextmanager
@@ -263,8 +268,19 @@ class SqlRunStore(RunStore):
         batches = [batch for batch in batches if len(batch.values)]
         if batch_id is not None:
             self._write(_append_batches_once, batches, batch_id)
+            self._prune_batch_ids_now_and_then()
         elif batches:
             self._write(_append_batches, batches)
+
+    def _prune_batch_ids_now_and_then(self) -> None:
+        if time.monotonic() < self._next_prune:
+            return
+        self._next_prune = time.monotonic() + _PRUNE_EVERY_S
+        self.prune_batch_ids(time.time() - BATCH_ID_RETENTION_S)
+
+    def prune_batch_ids(self, applied_before: float) -> int:
+        """Forget the ids of metric batches applied before ``applied_before`` (a Unix time); returns how many."""
+        return self._write(_delete_batch_ids, applied_before)
 
     def get_metrics(
         self, run_id: str, names: Sequence[str] | None = None, start: int | Mapping[str, int] = 0
@@ -528,6 +544,10 @@ def _append_batches_once(connection: Connection, batches: list[MetricBatch], bat
     connection.execute(sa.insert(applied_batches).values(id=batch_id, applied_time=time.time()))
     if batches:
         _append_batches(connection, batches)
+
+
+def _delete_batch_ids(connection: Connection, applied_before: float) -> int:
+    return connection.execute(sa.delete(applied_batches).where(applied_batches.c.applied_time < applied_before)).rowcount
 
 
 _NAMES_PER_QUERY = 500
