@@ -145,9 +145,9 @@ def login_command(url: str, token: str | None) -> None:
 @click.option("--spool-dir", type=click.Path(file_okay=False, path_type=Path), help="The spool folder (default: $RUNHISTORY_SPOOL_DIR, else ~/.runhistory/spool).")
 @click.option("--token", help="The API token (default: $RUNHISTORY_TOKEN, else the saved one).")
 def sync_command(spool_dir: Path | None, token: str | None) -> None:
-    """Send what processes that ended left in the spool (metrics and statuses the server missed)."""
-    from runhistory.store.remote import HttpClient
-    from runhistory.store.spool import METRICS, Retry, orphan_spool_files, read_spool_file
+    """Send what processes that ended left in the spool (metrics, statuses, tags the server missed)."""
+    from runhistory.store.remote import HttpClient, spooled_request
+    from runhistory.store.spool import Retry, orphan_spool_files, read_spool_file
 
     sent_files = 0
     failures = []
@@ -157,7 +157,8 @@ def sync_command(spool_dir: Path | None, token: str | None) -> None:
             client = HttpClient(header["url"], token)
             try:
                 for record in records:
-                    _send(client, record, METRICS)
+                    method, route, options = spooled_request(record)
+                    client.request(method, route, **options)
             except (Retry, RunHistoryError) as exc:
                 failures.append(f"{path.name}: {exc}")
                 continue
@@ -173,20 +174,3 @@ def sync_command(spool_dir: Path | None, token: str | None) -> None:
         raise RunHistoryError(f"Could not send {len(failures)} spool files (kept for later): " + "; ".join(failures))
     if not sent_files:
         click.echo("Nothing spooled.")
-
-
-def _send(client, record, metrics_kind: int) -> None:
-    import json
-    from urllib.parse import quote
-
-    from runhistory.store.remote import BATCH_ID_HEADER
-    from runhistory.server.wire import MEDIA_TYPE
-
-    if record.kind == metrics_kind:
-        client.request(
-            "POST", "/metrics", content=record.payload, headers={BATCH_ID_HEADER: record.batch_id, "Content-Type": MEDIA_TYPE}
-        )
-    else:
-        body = json.loads(record.payload)
-        run_id = body.pop("run_id")
-        client.request("POST", f"/runs/{quote(run_id, safe='')}/status", json=body)

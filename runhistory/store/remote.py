@@ -1,8 +1,8 @@
 """The run-history store of a runhistory server, over HTTP (the client of :mod:`runhistory.server`).
 
 Reads and idempotent writes retry with a backoff while the server cannot be reached
-(up to ``$RUNHISTORY_HTTP_RETRY_TIMEOUT`` seconds, default 30). Metric batches and run
-status changes never fail because the server is down: they go to the local spool
+(up to ``$RUNHISTORY_HTTP_RETRY_TIMEOUT`` seconds, default 30). Metric batches, run
+status changes, tags and properties never fail because the server is down: they go to the local spool
 (:mod:`runhistory.store.spool`) and are sent when it comes back, each batch with its id
 so that a retry never duplicates a point. Ending a run waits up to
 ``$RUNHISTORY_COMPLETE_TIMEOUT`` seconds (default 30) for the spool to drain, then
@@ -38,7 +38,7 @@ from runhistory.store.base import (
     RunStatus,
     RunStore,
 )
-from runhistory.store.spool import METRICS, STATUS, Retry, Spool, SpoolRecord
+from runhistory.store.spool import METRICS, REQUEST, STATUS, Retry, Spool, SpoolRecord
 
 API = "/api/v1"
 BATCH_ID_HEADER = "X-Runhistory-Batch-Id"
@@ -292,7 +292,7 @@ class RemoteRunStore(RunStore):
             return True
         message = (
             f"runhistory: the server at {self.uri} could not be reached for {timeout:g} s while ending {what}; "
-            f"{self.spool.pending} metric batches and status changes are still spooled in {self.spool.path}. "
+            f"{self.spool.pending} records (metric batches, status changes, tags) are still spooled in {self.spool.path}. "
             f"They are sent when the server comes back while this process lives; after it ends, "
             f"run `runhistory sync` to send them. ({self.spool.last_error})"
         )
@@ -323,13 +323,13 @@ class RemoteRunStore(RunStore):
 
     # tags and properties
     def set_tags(self, run_id: str, tags: Mapping[str, str | None]) -> None:
-        self.http.request("PATCH", f"/runs/{_quote(run_id)}/tags", json=dict(tags))
+        self._send_or_spool(_patch_record(f"/runs/{_quote(run_id)}/tags", dict(tags)))
 
     def get_tags(self, run_id: str) -> dict[str, str | None]:
         return self.http.json("GET", f"/runs/{_quote(run_id)}/tags")
 
     def add_properties(self, run_id: str, properties: Mapping[str, str]) -> None:
-        self.http.request("PATCH", f"/runs/{_quote(run_id)}/properties", json=dict(properties))
+        self._send_or_spool(_patch_record(f"/runs/{_quote(run_id)}/properties", dict(properties)))
 
     def get_properties(self, run_id: str) -> dict[str, str]:
         return self.http.json("GET", f"/runs/{_quote(run_id)}/properties")
@@ -342,29 +342,26 @@ class RemoteRunStore(RunStore):
         groups = list(_split(list(batches)))
         for index, group in enumerate(groups):
             ident = batch_id if len(groups) == 1 else f"{batch_id}.{index}"
-            record = SpoolRecord(METRICS, ident, encode_batches(group))
-            with self._send_lock:
-                if not self.spool.pending:
-                    try:
-                        self._send_spooled(record)
-                        continue
-                    except Retry:
-                        pass
-                self.spool.add(record)
+            self._send_or_spool(SpoolRecord(METRICS, ident, encode_batches(group)))
+
+    def _send_or_spool(self, record: SpoolRecord) -> None:
+        """Send a record now, or spool it (behind anything already spooled) while the server is away;
+        a refusal (4xx) raises here."""
+        with self._send_lock:
+            if not self.spool.pending:
+                try:
+                    self._send_spooled(record)
+                    return
+                except Retry:
+                    pass
+            self.spool.add(record)
 
     def _send_spooled(self, record: SpoolRecord) -> None:
         """Send one record (from the spool or directly); :class:`Retry` while the server is away."""
-        if record.kind == METRICS:
-            self.http.once(
-                "POST",
-                "/metrics",
-                content=record.payload,
-                headers={BATCH_ID_HEADER: record.batch_id, "Content-Type": "application/x-runhistory-points"},
-            )
-        elif record.kind == STATUS:
-            body = json.loads(record.payload)
-            run_id = body.pop("run_id")
-            self._remember(_run(self.http.once("POST", f"/runs/{_quote(run_id)}/status", json=body).json()))
+        method, path, options = spooled_request(record)
+        response = self.http.once(method, path, **options)
+        if record.kind == STATUS:
+            self._remember(_run(response.json()))
 
     def get_metrics(
         self, run_id: str, names: Sequence[str] | None = None, start: int | Mapping[str, int] = 0
@@ -392,6 +389,25 @@ class RemoteRunStore(RunStore):
 
     def close(self) -> None:
         self.http.close()
+
+
+def spooled_request(record: SpoolRecord) -> tuple[str, str, dict[str, Any]]:
+    """The HTTP request (method, path under the API, httpx options) that sends a spooled record."""
+    if record.kind == METRICS:
+        from runhistory.server.wire import MEDIA_TYPE
+
+        headers = {BATCH_ID_HEADER: record.batch_id, "Content-Type": MEDIA_TYPE}
+        return "POST", "/metrics", {"content": record.payload, "headers": headers}
+    body = json.loads(record.payload)
+    if record.kind == STATUS:
+        return "POST", f"/runs/{_quote(body.pop('run_id'))}/status", {"json": body}
+    if record.kind == REQUEST:
+        return body["method"], body["path"], {"json": body["body"]}
+    raise errors.RunHistoryError(f"Unknown spool record type {record.kind}; a newer runhistory wrote this spool.")
+
+
+def _patch_record(path: str, body: dict[str, Any]) -> SpoolRecord:
+    return SpoolRecord(REQUEST, "", json.dumps({"method": "PATCH", "path": path, "body": body}).encode())
 
 
 def _quote(part: str) -> str:

@@ -1,7 +1,7 @@
 """The local spool of a client that cannot reach its server: nothing logged is lost.
 
-While the server cannot be reached, metric batches (each with its id) and run status
-changes are appended to a file of this process in the spool folder
+While the server cannot be reached, metric batches (each with its id), run status
+changes and other idempotent writes (tags, properties) are appended to a file of this process in the spool folder
 (``$RUNHISTORY_SPOOL_DIR``, else ``~/.runhistory/spool``) and kept in memory; a
 background thread sends them, oldest first, with a backoff, as soon as the server
 answers, then deletes the file. Batch ids make a replay idempotent: a batch that
@@ -11,7 +11,8 @@ so sync only takes files whose process is gone.
 
 File format: a JSON header line (``{"url": ..., "pid": ...}``), then records
 ``u8 type | u32 length | payload``: type 1 a metric batch (``u8 id length | id |
-compressed batch``), type 2 a status change (JSON).
+compressed batch``), type 2 a status change (JSON), type 3 an idempotent request
+(JSON: method, path, body).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from filelock import FileLock, Timeout
 
 METRICS = 1
 STATUS = 2
+REQUEST = 3
 _RECORD_HEAD = struct.Struct("<BI")
 SPOOL_SUFFIX = ".spool"
 
@@ -44,7 +46,7 @@ def spool_dir() -> Path:
 
 @dataclass(frozen=True)
 class SpoolRecord:
-    """One thing to send: a metric batch (with its id) or a status change."""
+    """One thing to send: a metric batch (with its id), a status change or an idempotent request."""
 
     kind: int
     batch_id: str

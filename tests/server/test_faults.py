@@ -32,6 +32,9 @@ LOGGER = """
         run.log("y", float(i) / 2, step=2 * i)
         if i % pause_every == pause_every - 1:
             time.sleep(pause)
+        if i == points // 2:
+            run.tag("half", "way")
+    run.add_properties({"points": str(points)})
     run.complete()
     print("done", run._record.status, flush=True)  # as this process knows it (the server may be away)
 """
@@ -62,6 +65,7 @@ def _assert_exactly_once(ws: Workspace, run_id: str, points: int) -> None:
     assert series["y"].values == [i / 2 for i in range(points)]
     assert series["y"].steps.tolist() == [2 * i for i in range(points)]
     assert run.get_status() == "Completed"
+    assert run.get_tags() == {"half": "way"} and run.get_properties()["points"] == str(points)
 
 
 def test_server_killed_and_restarted_while_four_processes_log(server: ServerProcess) -> None:
