@@ -99,8 +99,10 @@ def open_backends(tracking_uri: str, artifact_uri: str | None = None, token: str
             store = _open_store(tracking_uri, token)
             if artifact_uri.startswith(HTTP_SCHEMES):
                 from runhistory.artifacts.remote import RemoteArtifactStore
+                from runhistory.store.remote import RemoteRunStore
 
-                artifacts: ArtifactStore = RemoteArtifactStore(artifact_uri, token)
+                spool_with = store if isinstance(store, RemoteRunStore) else None  # small files wait in its spool
+                artifacts: ArtifactStore = RemoteArtifactStore(artifact_uri, token, spool_with)
             else:
                 artifacts = open_artifact_store(artifact_uri)
             _opened[key] = Backends(store, artifacts, MetricsBuffer(store))

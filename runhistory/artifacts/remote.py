@@ -6,18 +6,24 @@ from typing import BinaryIO, Iterator
 from urllib.parse import quote
 
 from runhistory.artifacts.base import ArtifactStore, validate_artifact_name
-from runhistory.store.remote import HttpClient, normalize_server_url
+from runhistory.store.remote import HttpClient, RemoteRunStore, normalize_server_url, request_record
 
 UPLOAD_CHUNK = 1 << 20
 READ_CHUNK = 1 << 22
 
 
 class RemoteArtifactStore(ArtifactStore):
-    """Files of runs kept by a runhistory server (which keeps them in its own artifact store)."""
+    """Files of runs kept by a runhistory server (which keeps them in its own artifact store).
 
-    def __init__(self, url: str, token: str | None = None) -> None:
+    Given the run store of the same server (``spool_with``), small uploads (images, notes)
+    wait in its spool while the server is away, as metrics do; larger ones retry for
+    ``$RUNHISTORY_HTTP_RETRY_TIMEOUT`` seconds, then raise.
+    """
+
+    def __init__(self, url: str, token: str | None = None, spool_with: RemoteRunStore | None = None) -> None:
         self.http = HttpClient(url, token)
         self.uri = normalize_server_url(url)
+        self._spooler = spool_with if spool_with is not None and spool_with.uri == self.uri else None
 
     def _path(self, run_id: str, name: str, what: str = "files") -> str:
         name = validate_artifact_name(name, run_id)
@@ -26,8 +32,11 @@ class RemoteArtifactStore(ArtifactStore):
     def write(self, run_id: str, name: str, source: BinaryIO) -> int:
         path = self._path(run_id, name)
         data = source.read(UPLOAD_CHUNK)
-        if len(data) < UPLOAD_CHUNK:  # small: one body, which a retry can send again
-            return self.http.json("PUT", path, content=data)["size"]
+        if len(data) < UPLOAD_CHUNK:  # small: one body, which a retry (or the spool) can send again
+            if self._spooler is None:
+                return self.http.json("PUT", path, content=data)["size"]
+            self._spooler.send_or_spool(request_record("PUT", path, content=data))
+            return len(data)
 
         def stream() -> Iterator[bytes]:
             yield data

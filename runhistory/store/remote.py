@@ -2,7 +2,8 @@
 
 Reads and idempotent writes retry with a backoff while the server cannot be reached
 (up to ``$RUNHISTORY_HTTP_RETRY_TIMEOUT`` seconds, default 30). Metric batches, run
-status changes, tags and properties never fail because the server is down: they go to the local spool
+status changes, tags, properties and small files (up to 1 MiB: images) never fail because the
+server is down: they go to the local spool
 (:mod:`runhistory.store.spool`) and are sent when it comes back, each batch with its id
 so that a retry never duplicates a point. Ending a run waits up to
 ``$RUNHISTORY_COMPLETE_TIMEOUT`` seconds (default 30) for the spool to drain, then
@@ -323,13 +324,13 @@ class RemoteRunStore(RunStore):
 
     # tags and properties
     def set_tags(self, run_id: str, tags: Mapping[str, str | None]) -> None:
-        self._send_or_spool(_patch_record(f"/runs/{_quote(run_id)}/tags", dict(tags)))
+        self.send_or_spool(request_record("PATCH", f"/runs/{_quote(run_id)}/tags", body=dict(tags)))
 
     def get_tags(self, run_id: str) -> dict[str, str | None]:
         return self.http.json("GET", f"/runs/{_quote(run_id)}/tags")
 
     def add_properties(self, run_id: str, properties: Mapping[str, str]) -> None:
-        self._send_or_spool(_patch_record(f"/runs/{_quote(run_id)}/properties", dict(properties)))
+        self.send_or_spool(request_record("PATCH", f"/runs/{_quote(run_id)}/properties", body=dict(properties)))
 
     def get_properties(self, run_id: str) -> dict[str, str]:
         return self.http.json("GET", f"/runs/{_quote(run_id)}/properties")
@@ -342,9 +343,9 @@ class RemoteRunStore(RunStore):
         groups = list(_split(list(batches)))
         for index, group in enumerate(groups):
             ident = batch_id if len(groups) == 1 else f"{batch_id}.{index}"
-            self._send_or_spool(SpoolRecord(METRICS, ident, encode_batches(group)))
+            self.send_or_spool(SpoolRecord(METRICS, ident, encode_batches(group)))
 
-    def _send_or_spool(self, record: SpoolRecord) -> None:
+    def send_or_spool(self, record: SpoolRecord) -> None:
         """Send a record now, or spool it (behind anything already spooled) while the server is away;
         a refusal (4xx) raises here."""
         with self._send_lock:
@@ -398,16 +399,21 @@ def spooled_request(record: SpoolRecord) -> tuple[str, str, dict[str, Any]]:
 
         headers = {BATCH_ID_HEADER: record.batch_id, "Content-Type": MEDIA_TYPE}
         return "POST", "/metrics", {"content": record.payload, "headers": headers}
-    body = json.loads(record.payload)
+    head, _, content = record.payload.partition(b"\n")  # status changes are JSON alone
+    body = json.loads(head)
     if record.kind == STATUS:
         return "POST", f"/runs/{_quote(body.pop('run_id'))}/status", {"json": body}
     if record.kind == REQUEST:
-        return body["method"], body["path"], {"json": body["body"]}
+        return body["method"], body["path"], {"json": body["body"]} if "body" in body else {"content": content}
     raise errors.RunHistoryError(f"Unknown spool record type {record.kind}; a newer runhistory wrote this spool.")
 
 
-def _patch_record(path: str, body: dict[str, Any]) -> SpoolRecord:
-    return SpoolRecord(REQUEST, "", json.dumps({"method": "PATCH", "path": path, "body": body}).encode())
+def request_record(method: str, path: str, *, body: Any = None, content: bytes = b"") -> SpoolRecord:
+    """A spool record of an idempotent request: a JSON ``body``, or raw ``content`` (a small file)."""
+    head: dict[str, Any] = {"method": method, "path": path}
+    if body is not None:
+        head["body"] = body
+    return SpoolRecord(REQUEST, "", json.dumps(head).encode() + b"\n" + content)
 
 
 def _quote(part: str) -> str:

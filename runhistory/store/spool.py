@@ -1,7 +1,7 @@
 """The local spool of a client that cannot reach its server: nothing logged is lost.
 
 While the server cannot be reached, metric batches (each with its id), run status
-changes and other idempotent writes (tags, properties) are appended to a file of this process in the spool folder
+changes and other idempotent writes (tags, properties, small files) are appended to a file of this process in the spool folder
 (``$RUNHISTORY_SPOOL_DIR``, else ``~/.runhistory/spool``) and kept in memory; a
 background thread sends them, oldest first, with a backoff, as soon as the server
 answers, then deletes the file. Batch ids make a replay idempotent: a batch that
@@ -12,7 +12,7 @@ so sync only takes files whose process is gone.
 File format: a JSON header line (``{"url": ..., "pid": ...}``), then records
 ``u8 type | u32 length | payload``: type 1 a metric batch (``u8 id length | id |
 compressed batch``), type 2 a status change (JSON), type 3 an idempotent request
-(JSON: method, path, body).
+(a JSON line: method, path and body, then the raw content of a file upload).
 """
 
 from __future__ import annotations

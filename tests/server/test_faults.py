@@ -21,7 +21,7 @@ from tests.postgres import PostgresCluster
 from tests.server.support import ServerProcess, runhistory_cli
 
 LOGGER = """
-    import os, sys, time
+    import io, os, sys, time
     from runhistory import Workspace, Experiment
     ws = Workspace(os.environ["SERVER_URL"])
     run = Experiment(ws, "faults").start_logging()
@@ -34,6 +34,7 @@ LOGGER = """
             time.sleep(pause)
         if i == points // 2:
             run.tag("half", "way")
+            run.upload_file("notes/half.txt", io.BytesIO(b"half way"))
     run.add_properties({"points": str(points)})
     run.complete()
     print("done", run._record.status, flush=True)  # as this process knows it (the server may be away)
@@ -66,6 +67,7 @@ def _assert_exactly_once(ws: Workspace, run_id: str, points: int) -> None:
     assert series["y"].steps.tolist() == [2 * i for i in range(points)]
     assert run.get_status() == "Completed"
     assert run.get_tags() == {"half": "way"} and run.get_properties()["points"] == str(points)
+    assert ws.artifacts.read(run_id, "notes/half.txt") == b"half way"
 
 
 def test_server_killed_and_restarted_while_four_processes_log(server: ServerProcess) -> None:
