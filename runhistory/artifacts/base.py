@@ -57,6 +57,11 @@ class ArtifactStore(abc.ABC):
     def size(self, run_id: str, name: str) -> int | None:
         """The size of one file, or None when it does not exist."""
 
+    def seal(self, run_id: str) -> int:
+        """Say that the run's files will not grow any more, so the store may lay them out for
+        reading (S3 turns appended pieces into one object); returns how many files it rewrote."""
+        return 0
+
     def download(self, run_id: str, name: str, destination: BinaryIO, chunk_size: int = 1 << 22) -> None:
         """Copy a file into a writable binary stream, chunk by chunk."""
         offset = 0

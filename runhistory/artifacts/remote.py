@@ -69,6 +69,11 @@ class RemoteArtifactStore(ArtifactStore):
     def size(self, run_id: str, name: str) -> int | None:
         return self.http.json("GET", self._path(run_id, name, "file-size"))["size"]
 
+    def seal(self, run_id: str) -> int:
+        """Ask the server to seal the run's files (it does so in the background); returns 0."""
+        self.http.request("POST", f"/runs/{quote(run_id, safe='')}/seal-files")
+        return 0
+
     def download(self, run_id: str, name: str, destination: BinaryIO, chunk_size: int = READ_CHUNK) -> None:
         super().download(run_id, name, destination, min(chunk_size, READ_CHUNK))
 

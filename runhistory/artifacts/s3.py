@@ -354,6 +354,15 @@ class S3ArtifactStore(ArtifactStore):
             self._delete([piece.key for piece in layout.chain] + layout.garbage)
             return layout.size
 
+    def seal(self, run_id: str) -> int:
+        """Compact every file of the run that was appended to (a job's logs), one object each."""
+        parts_root = f"{self._root}parts/{validate_artifact_name(run_id)}/"
+        appended = {key[len(parts_root) :].rpartition("/")[0] for key, _size in self._list_objects(parts_root)}
+        for name in sorted(appended):
+            with contextlib.suppress(ArtifactNotFoundError):  # only leftover pieces: nothing to compact
+                self.compact(run_id, name)
+        return len(appended)
+
     def read(self, run_id: str, name: str, offset: int = 0, length: int | None = None) -> bytes:
         run, name = self._names(run_id, name)
         for attempt in range(_READ_ATTEMPTS):

@@ -134,6 +134,7 @@ class Supervisor:
         finally:
             self._done.set()
             self._flush_quietly(self.log)
+            self._seal_files_quietly()
         if outcome.status == RunStatus.COMPLETED:
             shutil.rmtree(self.folder, ignore_errors=True)
 
@@ -255,6 +256,13 @@ class Supervisor:
     def note(self, message: str) -> None:
         """A line of the supervisor's log (``system_logs/supervisor.log``)."""
         self.log.write_line(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {message}")
+
+    def _seal_files_quietly(self) -> None:
+        """The job's files are complete: let the artifact store lay them out for reading (S3 compacts)."""
+        try:
+            self.artifacts.seal(self.run_id)
+        except Exception as exc:  # noqa: BLE001 - an optimisation; the files stay readable as they are
+            print(f"runhistory: could not seal the files of run {self.run_id}: {exc}", file=sys.stderr)
 
     @staticmethod
     def _flush_quietly(log: ArtifactLog) -> None:

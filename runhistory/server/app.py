@@ -13,11 +13,12 @@ import errno
 import json
 import os
 import re
+import sys
 import tempfile
 from typing import Any, Optional
 
 import sqlalchemy as sa
-from fastapi import FastAPI, Query, Request
+from fastapi import BackgroundTasks, FastAPI, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
@@ -388,7 +389,20 @@ def create_app(store: RunStore, artifacts: ArtifactStore) -> FastAPI:
         size = await run_in_threadpool(artifacts.append, run_id, name, data, offset)
         return json_response({"size": size})
 
+    @app.post(f"{API}/runs/{{run_id}}/seal-files", tags=["files"], status_code=202)
+    def seal_files(run_id: str, background: BackgroundTasks):
+        """The run's files will not grow any more: lay them out for reading, after answering."""
+        background.add_task(_seal_quietly, artifacts, validate_artifact_name(run_id))
+        return json_response({"sealing": run_id}, status_code=202)
+
     return app
+
+
+def _seal_quietly(artifacts: ArtifactStore, run_id: str) -> None:
+    try:
+        artifacts.seal(run_id)
+    except Exception as exc:  # noqa: BLE001 - an optimisation; the files stay readable as they are
+        print(f"runhistory server: could not seal the files of run {run_id}: {exc}", file=sys.stderr)
 
 
 def _too_large(message: str) -> JSONResponse:

@@ -165,6 +165,25 @@ def test_s3_appends_are_pieces_that_get_merged_and_compacted(
         s3_store.compact(RUN, "nope")
 
 
+def test_sealing_a_run_compacts_its_appended_files_on_s3_and_changes_nothing_else(store: ArtifactStore) -> None:
+    store.write(RUN, "outputs/model.bin", io.BytesIO(b"weights"))
+    for name in ("logs/events.out", "system_logs/driver.log"):
+        for i in range(5):
+            store.append(RUN, name, f"{name} {i}\n".encode())
+    store.append("other-run", "logs/events.out", b"not this run")
+    before = {name: store.read(RUN, name) for name in store.list(RUN)}
+    sealed = store.seal(RUN)
+    assert {name: store.read(RUN, name) for name in store.list(RUN)} == before
+    if isinstance(store, S3ArtifactStore):
+        assert sealed == 2
+        run_keys = [key for key in _keys(store) if f"/{RUN}/" in key]
+        assert run_keys == [f"files/{RUN}/{name}" for name in ("logs/events.out", "outputs/model.bin", "system_logs/driver.log")]
+        assert any(key.startswith("parts/other-run/") for key in _keys(store))
+    else:
+        assert sealed == 0  # a folder has nothing to lay out
+    assert store.seal(RUN) == 0 and store.seal("no-such-run") == 0
+
+
 def test_s3_large_upload_is_multipart_and_reads_ranges(s3_store: S3ArtifactStore, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(s3_module, "UPLOAD_BLOCK_BYTES", 5 * 1024 * 1024)  # S3's smallest part
     data = bytes(range(256)) * (12 * 1024 * 1024 // 256 + 17)  # three parts

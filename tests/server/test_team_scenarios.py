@@ -21,6 +21,7 @@ from runhistory import Experiment, Workspace
 from runhistory.artifacts.s3 import S3ArtifactStore
 
 from tests.helpers import python_env
+from tests.jobs.support import wait_until
 from tests.postgres import PostgresServer
 from tests.s3 import S3Server
 from tests.server.support import ServerProcess
@@ -73,6 +74,10 @@ def test_scenarios_1_and_2_unchanged_against_a_server_on_postgresql_and_s3(
     assert {"outputs/model.npz", "snapshot/train.py", "system_logs/driver.log"} <= names
     events = [name for name in names if name.startswith("logs/events.out.tfevents.")]
     assert events and direct.artifacts.size(job.id, events[0]) > 0
+    assert "epoch 20/20" in direct.artifacts.read(job.id, "system_logs/driver.log").decode()
+    # Once the job ended, the server sealed its files: each appended file is one object again.
+    pieces = f"{direct.artifacts.prefix}/parts/{job.id}/"
+    wait_until(lambda: not list(direct.artifacts._list_objects(pieces)), timeout=30, what="the job's files to be compacted")
     assert "epoch 20/20" in direct.artifacts.read(job.id, "system_logs/driver.log").decode()
 
     (root,) = Experiment(direct, "export-to-tensorboard").get_runs()
