@@ -43,6 +43,13 @@ def validate_name(name: Any, what: str, where: str) -> str:
     return name
 
 
+def validate_text_value(key: str, text: str, what: str, where: str) -> str:
+    """A tag or property value as stored: a string without NUL characters (no database keeps those)."""
+    if "\x00" in text:
+        raise MetricValueError(f"The value of {what} {key!r} of {where} contains a NUL character (\\x00); remove it.")
+    return text
+
+
 def coerce_value(name: str, value: Any, where: str) -> int | float | str:
     """A metric value as int, float or str (the fast path in ``run.log`` handles exact int/float)."""
     if isinstance(value, (bool, np.bool_)):

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, Mapping
 from runhistory.artifacts.base import validate_artifact_name
 from runhistory.environment import ENV_RUN_ID
 from runhistory.errors import ArtifactNotFoundError, MetricValueError, NotFoundError, RunFinishedError
-from runhistory.metrics import coerce_step, coerce_value, validate_name
+from runhistory.metrics import coerce_step, coerce_value, validate_name, validate_text_value
 from runhistory.store.base import MetricKind, MetricSeries, RunRecord, RunStatus
 
 if TYPE_CHECKING:
@@ -325,7 +325,11 @@ class Run:
 
     def set_tags(self, tags: Mapping[str, Any]) -> None:
         """Add or overwrite tags; values are stored as strings."""
-        checked = {validate_name(key, "tag", self._where()): "" if v is None else str(v) for key, v in tags.items()}
+        where = self._where()
+        checked = {
+            validate_name(key, "tag", where): validate_text_value(key, "" if v is None else str(v), "tag", where)
+            for key, v in tags.items()
+        }
         self._backends.store.set_tags(self.id, checked)
 
     def get_tags(self) -> dict[str, str]:
@@ -334,7 +338,10 @@ class Run:
 
     def add_properties(self, properties: Mapping[str, Any]) -> None:
         """Add properties (values as strings); a property cannot change once set."""
-        checked = {validate_name(key, "property", self._where()): str(v) for key, v in properties.items()}
+        where = self._where()
+        checked = {
+            validate_name(key, "property", where): validate_text_value(key, str(v), "property", where) for key, v in properties.items()
+        }
         self._backends.store.add_properties(self.id, checked)
 
     def get_properties(self) -> dict[str, str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from runhistory import Experiment, Run, Workspace
-from runhistory.errors import NotFoundError, RunFinishedError, RunHistoryError, InvalidNameError
+from runhistory.errors import InvalidNameError, MetricValueError, NotFoundError, RunFinishedError, RunHistoryError
 from tests.postgres import BACKENDS
 
 pytestmark = BACKENDS  # every test on SQLite and on PostgreSQL
@@ -127,6 +127,13 @@ def test_tags_and_properties(exp: Experiment) -> None:
     assert run.get_properties() == {"commit": "abc123", "data": "diabetes"}
     with pytest.raises(InvalidNameError, match="tag name"):
         run.tag("", "x")
+    # NUL is refused the same way on every store (PostgreSQL cannot keep it), and nothing changes
+    with pytest.raises(MetricValueError, match=r"tag 'model' of run .* contains a NUL character"):
+        run.set_tags({"fine": "yes", "model": "a\x00b"})
+    with pytest.raises(MetricValueError, match=r"property 'note' of run .* contains a NUL character"):
+        run.add_properties({"note": "\x00"})
+    assert run.get_tags() == {"model": "lasso", "quick": "", "seed": "3"}
+    assert run.get_properties() == {"commit": "abc123", "data": "diabetes"}
 
 
 def test_details_carry_identity_tags_and_properties(exp: Experiment) -> None:
