@@ -24,8 +24,8 @@ class RunFinishedError(RunHistoryError):
 
 
 class StoreUnavailableError(RunHistoryError):
-    """The store's database cannot be reached right now (down, restarting, locked too long);
-    the same request may succeed later, so clients of a server retry it or spool it."""
+    """A store cannot be reached right now (its database or object store is down, restarting,
+    locked too long); the same request may succeed later, so clients of a server retry it or spool it."""
 
 
 class SchemaVersionError(RunHistoryError):

@@ -57,6 +57,9 @@ class ArtifactStore(abc.ABC):
     def size(self, run_id: str, name: str) -> int | None:
         """The size of one file, or None when it does not exist."""
 
+    def verify(self) -> None:
+        """Raise a clear error when the store cannot be used (the server checks before it serves)."""
+
     def seal(self, run_id: str) -> int:
         """Say that the run's files will not grow any more, so the store may lay them out for
         reading (S3 turns appended pieces into one object); returns how many files it rewrote."""

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from runhistory.artifacts.base import ArtifactStore, validate_artifact_name
-from runhistory.errors import ArtifactNotFoundError, ArtifactPathError
+from runhistory.errors import ArtifactNotFoundError, ArtifactPathError, RunHistoryError
 
 
 class LocalArtifactStore(ArtifactStore):
@@ -18,6 +18,15 @@ class LocalArtifactStore(ArtifactStore):
     def __init__(self, root: str | os.PathLike) -> None:
         self.root = Path(root).resolve()
         self.uri = str(self.root)
+
+    def verify(self) -> None:
+        """Raise a clear error unless the folder exists (or can be made) and can be written."""
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise RunHistoryError(f"Cannot use {self.root} for the runs' files: {exc.strerror or exc}.") from exc
+        if not self.root.is_dir() or not os.access(self.root, os.W_OK | os.X_OK):
+            raise RunHistoryError(f"Cannot use {self.root} for the runs' files: it is not a folder this user can write.")
 
     def _path(self, run_id: str, name: str) -> Path:
         run_folder = self.root / validate_artifact_name(run_id)

@@ -47,7 +47,7 @@ import threading
 from typing import TYPE_CHECKING, BinaryIO, Iterator
 
 from runhistory.artifacts.base import ArtifactStore, validate_artifact_name
-from runhistory.errors import ArtifactNotFoundError, ArtifactPathError, RunHistoryError
+from runhistory.errors import ArtifactNotFoundError, ArtifactPathError, RunHistoryError, StoreUnavailableError
 
 if TYPE_CHECKING:
     import s3fs
@@ -151,10 +151,20 @@ class S3ArtifactStore(ArtifactStore):
 
     @contextlib.contextmanager
     def _errors(self, action: str) -> Iterator[None]:
-        """Clear errors for refused credentials and missing buckets; other errors as they are."""
+        """Clear errors for missing or refused credentials, missing buckets and an unreachable
+        endpoint (:class:`StoreUnavailableError`: worth retrying); other errors as they are."""
+        import botocore.exceptions
+
         where = f"s3://{self.bucket} at {self.endpoint_url or 'AWS'}"
         try:
             yield
+        except (botocore.exceptions.NoCredentialsError, botocore.exceptions.PartialCredentialsError) as exc:
+            raise S3AccessError(
+                f"Cannot {action} in {where}: {exc}. Set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY "
+                f"(or AWS_PROFILE) where runhistory runs."
+            ) from exc
+        except botocore.exceptions.ConnectionError as exc:
+            raise StoreUnavailableError(f"Cannot {action} in {where}: the endpoint cannot be reached ({exc}).") from exc
         except PermissionError as exc:
             raise S3AccessError(
                 f"S3 refused to {action} in {where}: {exc} Check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY "
@@ -353,6 +363,11 @@ class S3ArtifactStore(ArtifactStore):
                 self._stream_into(self._base_key(run, name), chunks())
             self._delete([piece.key for piece in layout.chain] + layout.garbage)
             return layout.size
+
+    def verify(self) -> None:
+        """Raise a clear error unless the bucket can be listed with the credentials at hand."""
+        with self._errors("list the runs' files"):
+            self.fs.call_s3("list_objects_v2", Bucket=self.bucket, Prefix=self._root, MaxKeys=1)
 
     def seal(self, run_id: str) -> int:
         """Compact every file of the run that was appended to (a job's logs), one object each."""

@@ -58,6 +58,7 @@ def server_group(ctx: click.Context, store_uri: str | None, artifact_uri: str | 
     elif "://" not in artifact_uri:
         artifact_uri = str(Path(artifact_uri).expanduser().resolve())
     artifacts = open_artifact_store(artifact_uri)
+    artifacts.verify()  # refuse to start on an unusable store rather than fail each request
     if not _is_loopback(host) and not TokenStore(store).any_active():
         raise RunHistoryError(
             f"Refusing to listen on {host}, beyond loopback, without API tokens: anyone could read and write "

@@ -17,6 +17,7 @@ from runhistory import Experiment, Workspace
 from runhistory.errors import RunHistoryError
 
 from tests.helpers import python_env
+from tests.s3 import S3Server
 from tests.server.support import ServerProcess, free_port, runhistory_cli
 
 
@@ -73,6 +74,24 @@ def test_the_server_refuses_to_listen_beyond_loopback_without_tokens(tmp_path: P
     result = runhistory_cli("server", "--store", store, "--host", "0.0.0.0", "--port", str(free_port()), timeout=60)
     assert result.returncode != 0
     assert "Refusing to listen on 0.0.0.0" in result.stderr and "token create" in result.stderr
+
+
+def test_the_server_refuses_to_start_on_artifacts_it_cannot_use(tmp_path: Path, s3_server: S3Server) -> None:
+    store = f"sqlite:///{tmp_path / 'server.db'}"
+
+    def start(artifacts: str, **env: str) -> str:
+        result = runhistory_cli("server", "--store", store, "--artifacts", artifacts, "--port", "0", env=env, timeout=60)
+        assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+        return result.stderr
+
+    endpoint = {"RUNHISTORY_S3_ENDPOINT_URL": s3_server.endpoint_url}
+    bucket = f"s3://{s3_server.bucket}/team"
+    assert "Unable to locate credentials. Set AWS_ACCESS_KEY_ID" in start(bucket, **endpoint)
+    wrong = {**s3_server.env(), "AWS_SECRET_ACCESS_KEY": "wrong"}
+    assert "S3 refused to list the runs' files" in start(bucket, **wrong)
+    assert "the bucket does not exist" in start("s3://no-such-bucket/team", **s3_server.env())
+    (tmp_path / "a-file").write_text("")
+    assert f"Cannot use {tmp_path / 'a-file'} for the runs' files" in start(str(tmp_path / "a-file"))
 
 
 def test_oversized_requests_and_batches_get_413_with_a_clear_message(tmp_path: Path) -> None:
