@@ -61,8 +61,9 @@ _OFFSET_DIGITS = 20
 _READ_ATTEMPTS = 4
 
 
-class S3AccessError(RunHistoryError, PermissionError):
-    """The S3 server refused the credentials, or the bucket does not exist."""
+class S3AccessError(StoreUnavailableError, PermissionError):
+    """The S3 server refused the credentials, or the bucket does not exist. Unavailable, not
+    refused for good: a server answers 503, so its clients keep spooled files until it is fixed."""
 
 
 class _Piece:
