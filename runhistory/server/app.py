@@ -194,10 +194,7 @@ def create_app(store: RunStore, artifacts: ArtifactStore) -> FastAPI:
 
     @app.get(f"{API}/experiments/{{name}}", tags=["experiments"])
     def get_experiment(name: str):
-        found = store.get_experiment(name)
-        if found is None:
-            raise errors.NotFoundError(f"No experiment {name!r}.")
-        return json_response(record(found))
+        return found_record(store.get_experiment(name), f"No experiment {name!r}.")
 
     # --- runs ---
 
@@ -220,17 +217,11 @@ def create_app(store: RunStore, artifacts: ArtifactStore) -> FastAPI:
 
     @app.get(f"{API}/runs/by-number", tags=["runs"])
     def get_run_by_number(experiment_id: int = Query(ge=0, le=2**62), number: int = Query(ge=0, le=2**62)):
-        found = store.get_run_by_number(experiment_id, number)
-        if found is None:
-            raise errors.NotFoundError(f"No run number {number} in experiment {experiment_id}.")
-        return json_response(record(found))
+        return found_record(store.get_run_by_number(experiment_id, number), f"No run number {number} in experiment {experiment_id}.")
 
     @app.get(f"{API}/runs/{{run_id}}", tags=["runs"])
     def get_run(run_id: str):
-        found = store.get_run(run_id)
-        if found is None:
-            raise errors.NotFoundError(f"No run with id {run_id!r}.")
-        return json_response(record(found))
+        return found_record(store.get_run(run_id), f"No run with id {run_id!r}.")
 
     @app.post(f"{API}/runs/{{run_id}}/status", tags=["runs"])
     def set_status(run_id: str, body: StatusIn):
@@ -257,10 +248,7 @@ def create_app(store: RunStore, artifacts: ArtifactStore) -> FastAPI:
 
     @app.get(f"{API}/compute-targets/{{name}}", tags=["jobs"])
     def get_compute_target(name: str):
-        found = store.get_compute_target(name)
-        if found is None:
-            raise errors.NotFoundError(f"No compute target {name!r}.")
-        return json_response(record(found))
+        return found_record(store.get_compute_target(name), f"No compute target {name!r}.")
 
     @app.put(f"{API}/compute-targets/{{name}}", tags=["jobs"])
     def save_compute_target(name: str, body: ComputeTargetIn):
@@ -403,6 +391,13 @@ def _seal_quietly(artifacts: ArtifactStore, run_id: str) -> None:
         artifacts.seal(run_id)
     except Exception as exc:  # noqa: BLE001 - an optimisation; the files stay readable as they are
         print(f"runhistory server: could not seal the files of run {run_id}: {exc}", file=sys.stderr)
+
+
+def found_record(found: Any, missing: str) -> Response:
+    """The record as JSON, or 404 with ``missing`` when the store found none."""
+    if found is None:
+        raise errors.NotFoundError(missing)
+    return json_response(record(found))
 
 
 def _too_large(message: str) -> JSONResponse:

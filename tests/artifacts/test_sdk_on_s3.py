@@ -11,7 +11,7 @@ from runhistory import Experiment, Workspace
 from runhistory.artifacts.s3 import S3ArtifactStore
 from runhistory.tensorboard import Tensorboard
 from tests.helpers import start_python
-from tests.tensorboard.conftest import poll
+from tests.tensorboard.conftest import assert_grows_while_watched
 
 # 1x1 transparent PNG
 PNG = bytes.fromhex(
@@ -75,11 +75,6 @@ JOB = """
 """
 
 
-def _steps(client: httpx.Client, run: str, tag: str) -> list[int]:
-    response = client.get("data/plugin/scalars/scalars", params={"run": run, "tag": tag})
-    return [point[1] for point in response.json()] if response.status_code == 200 else []
-
-
 def test_tensorboard_follows_a_run_whose_logs_grow_on_s3(s3_uri: str, tmp_path: Path) -> None:
     ws = Workspace(tracking_uri=tmp_path / "ws", artifact_uri=s3_uri)
     run = Experiment(ws, "follow").start_logging(display_name="job")
@@ -91,10 +86,7 @@ def test_tensorboard_follows_a_run_whose_logs_grow_on_s3(s3_uri: str, tmp_path: 
     )
     try:
         with Tensorboard([run], port=0) as board, httpx.Client(base_url=board.url, timeout=10) as client:
-            first = poll(lambda: _steps(client, "job-1/train", "native_loss"), lambda s: len(s) >= 2, timeout=30)
-            assert len(first) >= 2, "native_loss never appeared"
-            grown = poll(lambda: _steps(client, "job-1/train", "native_loss"), lambda s: len(s) >= len(first) + 3, timeout=30)
-            assert len(grown) >= len(first) + 3 and grown == list(range(len(grown)))
+            assert_grows_while_watched(client, "job-1/train", "native_loss")
             stop_file.touch()
             _out, err = job.communicate(timeout=60)
             assert job.returncode == 0, err

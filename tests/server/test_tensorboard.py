@@ -11,8 +11,8 @@ from runhistory.tensorboard import Tensorboard
 
 from tests.helpers import start_python
 from tests.server.support import ServerProcess
-from tests.tensorboard.conftest import poll
-from tests.tensorboard.test_follow import JOB, _steps
+from tests.tensorboard.conftest import assert_grows_while_watched
+from tests.tensorboard.test_follow import JOB
 
 
 def test_a_running_job_grows_live_in_tensorboard_through_the_server(
@@ -28,10 +28,7 @@ def test_a_running_job_grows_live_in_tensorboard_through_the_server(
     try:
         with Tensorboard([run], port=0) as board, httpx.Client(base_url=board.url, timeout=10) as client:
             for tag, folder in (("native_loss", "job-1/train"), ("history_loss", "job-1")):
-                first = poll(lambda: _steps(client, folder, tag), lambda steps: len(steps) >= 2, timeout=30)
-                assert len(first) >= 2, f"{tag} never appeared in {folder}"
-                grown = poll(lambda: _steps(client, folder, tag), lambda s: len(s) >= len(first) + 3, timeout=30)
-                assert len(grown) >= len(first) + 3 and grown == list(range(len(grown)))
+                assert_grows_while_watched(client, folder, tag)
             stop_file.touch()
             _out, err = job.communicate(timeout=60)
             assert job.returncode == 0, err

@@ -49,6 +49,20 @@ def poll(fetch: Callable[[], T], done: Callable[[T], bool], timeout: float = 20.
         time.sleep(0.1)
 
 
+def scalar_steps(client: httpx.Client, run: str, tag: str) -> list[int]:
+    """The steps TensorBoard serves for one scalar tag of one run (none while it does not know them)."""
+    response = client.get("data/plugin/scalars/scalars", params={"run": run, "tag": tag})
+    return [point[1] for point in response.json()] if response.status_code == 200 else []
+
+
+def assert_grows_while_watched(client: httpx.Client, run: str, tag: str) -> None:
+    """TensorBoard serves ``tag`` of ``run``, then at least three more steps: the curve grows live."""
+    first = poll(lambda: scalar_steps(client, run, tag), lambda steps: len(steps) >= 2, timeout=30)
+    assert len(first) >= 2, f"{tag} never appeared in {run}"
+    grown = poll(lambda: scalar_steps(client, run, tag), lambda steps: len(steps) >= len(first) + 3, timeout=30)
+    assert len(grown) >= len(first) + 3 and grown == list(range(len(grown)))
+
+
 @dataclass
 class Series:
     """A scalar series as written, to compare with what TensorBoard serves."""

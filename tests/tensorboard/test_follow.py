@@ -15,7 +15,7 @@ from runhistory.errors import NotFoundError, TensorboardError
 from runhistory.tensorboard import Tensorboard
 from runhistory.tensorboard.events import EventFileWriter
 from tests.helpers import port_is_free, start_python
-from tests.tensorboard.conftest import poll
+from tests.tensorboard.conftest import assert_grows_while_watched, poll, scalar_steps
 
 # A stand-in for a training job: it writes TensorBoard events itself into its run's logs/
 # (as the job supervisor streams them) and logs run-history metrics, step by step, until
@@ -46,11 +46,6 @@ JOB = """
 """
 
 
-def _steps(client: httpx.Client, run: str, tag: str) -> list[int]:
-    response = client.get("data/plugin/scalars/scalars", params={"run": run, "tag": tag})
-    return [point[1] for point in response.json()] if response.status_code == 200 else []
-
-
 def test_a_running_job_grows_live_in_tensorboard(ws: Workspace, exp: Experiment, tmp_path: Path) -> None:
     run = exp.start_logging(display_name="job")
     stop_file = tmp_path / "stop"
@@ -60,16 +55,13 @@ def test_a_running_job_grows_live_in_tensorboard(ws: Workspace, exp: Experiment,
     try:
         with Tensorboard([run], port=0) as board, httpx.Client(base_url=board.url, timeout=10) as client:
             for tag, folder in (("native_loss", "job-1/train"), ("history_loss", "job-1")):
-                first = poll(lambda: _steps(client, folder, tag), lambda steps: len(steps) >= 2, timeout=30)
-                assert len(first) >= 2, f"{tag} never appeared in {folder}"
-                grown = poll(lambda: _steps(client, folder, tag), lambda s: len(s) >= len(first) + 3, timeout=30)
-                assert len(grown) >= len(first) + 3 and grown == list(range(len(grown)))
+                assert_grows_while_watched(client, folder, tag)
             assert run.get_status() == "Running"
             stop_file.touch()
             job.communicate(timeout=60)
             assert run.get_status() == "Completed"
             logged = len(run.get_metrics("history_loss")["history_loss"])
-            final = poll(lambda: _steps(client, "job-1", "history_loss"), lambda s: len(s) == logged, timeout=30)
+            final = poll(lambda: scalar_steps(client, "job-1", "history_loss"), lambda s: len(s) == logged, timeout=30)
             assert final == list(range(logged))
     finally:
         stop_file.touch()
@@ -99,7 +91,7 @@ def test_a_corrupt_event_file_is_reported_once_and_following_goes_on(
     ws.artifacts.append(run.id, "logs/bad/events.out.tfevents.1.bad", bytes(corrupt))
     ws.artifacts.append(run.id, "logs/good/events.out.tfevents.1.good", good)
     with Tensorboard([run], port=0, follow_interval=0.05) as board, httpx.Client(base_url=board.url, timeout=10) as client:
-        steps = poll(lambda: _steps(client, "broken-1/good", "loss"), lambda s: s == [0, 1, 2], timeout=30)
+        steps = poll(lambda: scalar_steps(client, "broken-1/good", "loss"), lambda s: s == [0, 1, 2], timeout=30)
         assert steps == [0, 1, 2]
         time.sleep(0.5)  # several more passes over the same corrupt file
         run.complete()
