@@ -61,6 +61,7 @@ def what_tensorboard_shows(url):
     return shown
 
 
+tb.wait_for_runs(timeout=60)     # the last epochs reach TensorBoard within a reload or two
 for tb_run, tags in what_tensorboard_shows(url).items():
     print(f"TensorBoard at {url} shows run {tb_run}: " + ", ".join(f"{tag} ({n} points)" for tag, n in tags.items()))
 tb.stop()

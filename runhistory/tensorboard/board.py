@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import time
 import webbrowser
 from pathlib import Path
 from types import TracebackType
@@ -86,6 +87,15 @@ class Tensorboard:
         if start_browser:
             webbrowser.open(url)
         return url
+
+    def wait_for_runs(self, timeout: float | None = None) -> bool:
+        """Wait until every followed run has ended, its last bytes are copied and TensorBoard has
+        had two reloads to read them: what it then shows is final. Whether that happened within
+        ``timeout`` seconds (runs still going keep growing)."""
+        if self._follower is not None and not self._follower.wait(timeout):
+            return False
+        time.sleep(2 * self._reload_interval)
+        return True
 
     def _prepare_root(self) -> Path:
         if self._local_root is None:

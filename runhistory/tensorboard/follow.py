@@ -193,6 +193,12 @@ class Follower:
         while not self.done and not self._stop.wait(self._interval):
             self.sync_once()
 
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait until every run has ended and had its last pass; whether they all have."""
+        if self._thread is not None:
+            self._thread.join(timeout)
+        return self.done
+
     def stop(self) -> None:
         """Stop following and close the event files."""
         self._stop.set()

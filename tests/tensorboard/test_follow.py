@@ -57,12 +57,13 @@ def test_a_running_job_grows_live_in_tensorboard(ws: Workspace, exp: Experiment,
             for tag, folder in (("native_loss", "job-1/train"), ("history_loss", "job-1")):
                 assert_grows_while_watched(client, folder, tag)
             assert run.get_status() == "Running"
+            assert not board.wait_for_runs(timeout=0.3)  # a run still going is never final
             stop_file.touch()
             job.communicate(timeout=60)
             assert run.get_status() == "Completed"
+            assert board.wait_for_runs(timeout=30)
             logged = len(run.get_metrics("history_loss")["history_loss"])
-            final = poll(lambda: scalar_steps(client, "job-1", "history_loss"), lambda s: len(s) == logged, timeout=30)
-            assert final == list(range(logged))
+            assert scalar_steps(client, "job-1", "history_loss") == list(range(logged))
     finally:
         stop_file.touch()
         job.kill()
