@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from runhistory.workspace import Workspace
 
 __version__ = "0.1.0"
+VERSION = __version__  # azureml.core.VERSION's counterpart: the package version string
 
 _HOMES = {
     "Estimator": "runhistory.jobs.config",
@@ -25,7 +26,7 @@ _HOMES = {
     "Workspace": "runhistory.workspace",
 }
 
-__all__ = ["Estimator", "Experiment", "Run", "ScriptRunConfig", "Workspace", "__version__"]
+__all__ = ["VERSION", "Estimator", "Experiment", "Run", "ScriptRunConfig", "Workspace", "__version__"]
 
 
 def __getattr__(name: str) -> Any:

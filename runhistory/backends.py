@@ -1,19 +1,32 @@
-"""Opening the store and artifact store behind a workspace URI (once per process)."""
+"""Opening the store and artifact store behind a workspace URI (once per process), and closing
+them all, in one ordered sequence, at interpreter exit.
+
+At exit: first the hooks given to :func:`add_exit_hook` (in the order added; the runs this
+process started are ended there), then every metrics buffer is flushed, then every store is
+closed (a SQLite store checkpoints its write-ahead log, so that the ``.db`` file alone holds
+all the data); a server's store then drains its spool (``store/remote.py``'s own exit handler).
+"""
 
 from __future__ import annotations
 
+import atexit
 import os
+import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 from urllib.parse import urlsplit
 
 from runhistory.artifacts import ArtifactStore, open_artifact_store
-from runhistory.errors import RunHistoryError
-from runhistory.metrics import MetricsBuffer
+from runhistory.errors import RunHistoryError, WorkspaceNotFoundError
+from runhistory.metrics import MetricsBuffer, flush_all_buffers
 from runhistory.store.base import RunStore
 
 DB_FILE_NAME = "runhistory.db"
+WORKSPACE_FOLDER_NAME = ".runhistory"  # the embedded default's folder, of the workspace alone
+# What SQLite keeps beside a database file, and the lock runhistory migrates under.
+SQLITE_COMPANION_SUFFIXES = ("-wal", "-shm", "-journal", ".lock")
 ARTIFACTS_FOLDER_NAME = "artifacts"
 
 
@@ -24,6 +37,39 @@ class Backends:
     store: RunStore
     artifacts: ArtifactStore
     buffer: MetricsBuffer
+
+    def sqlite_file(self) -> Path | None:
+        """The SQLite database file of an embedded workspace; None for PostgreSQL or a server."""
+        uri = self.store.uri
+        return Path(uri[len("sqlite:///") :]) if uri.startswith("sqlite:///") else None
+
+    def local_paths(self) -> list[Path]:
+        """The folders (or, for a database outside a folder of its own, files) on this machine
+        that hold the workspace: its database and its runs' files."""
+        paths: list[Path] = []
+        db_file = self.sqlite_file()
+        if db_file is not None:
+            if db_file.parent.name == WORKSPACE_FOLDER_NAME:
+                paths.append(db_file.parent)
+            else:
+                paths += [db_file, *(Path(str(db_file) + suffix) for suffix in SQLITE_COMPANION_SUFFIXES)]
+        artifacts = self.artifacts.uri
+        if "://" not in artifacts and not any(Path(artifacts).is_relative_to(path) for path in paths):
+            paths.append(Path(artifacts))
+        return paths
+
+    def display_name(self) -> str:
+        """A short name of the workspace: its folder's name, the database's name, or HOST:PORT."""
+        db_file = self.sqlite_file()
+        if db_file is not None:
+            folder = db_file.parent
+            if folder.name == WORKSPACE_FOLDER_NAME and folder.parent.name:
+                folder = folder.parent
+            return folder.name or str(folder)
+        parts = urlsplit(self.store.uri)
+        if self.store.uri.startswith(HTTP_SCHEMES):
+            return parts.netloc.rsplit("@", 1)[-1]
+        return parts.path.strip("/")
 
 
 _opened: dict[tuple[str, ...], Backends] = {}  # (tracking, artifacts[, token])
@@ -82,11 +128,14 @@ def _redacted(uri: str) -> str:
     return redact_uri(uri)
 
 
-def open_backends(tracking_uri: str, artifact_uri: str | None = None, token: str | None = None) -> Backends:
+def open_backends(
+    tracking_uri: str, artifact_uri: str | None = None, token: str | None = None, *, create: bool = True
+) -> Backends:
     """The (cached) backends of a workspace; creates an embedded workspace on first use.
 
     ``token`` is the API token of a runhistory server (``http(s)://`` URIs); by default
-    ``$RUNHISTORY_TOKEN``, else the one ``runhistory login`` saved.
+    ``$RUNHISTORY_TOKEN``, else the one ``runhistory login`` saved. With ``create`` False, a
+    database that does not exist yet is :class:`WorkspaceNotFoundError`, and nothing is written.
     """
     tracking_uri = normalize_tracking_uri(tracking_uri)
     if not artifact_uri:
@@ -96,7 +145,7 @@ def open_backends(tracking_uri: str, artifact_uri: str | None = None, token: str
     key = (tracking_uri, artifact_uri) if token is None else (tracking_uri, artifact_uri, token)
     with _opening:
         if key not in _opened:
-            store = _open_store(tracking_uri, token)
+            store = _open_store(tracking_uri, token, create)
             if artifact_uri.startswith(HTTP_SCHEMES):
                 from runhistory.artifacts.remote import RemoteArtifactStore
                 from runhistory.store.remote import RemoteRunStore
@@ -106,10 +155,11 @@ def open_backends(tracking_uri: str, artifact_uri: str | None = None, token: str
             else:
                 artifacts = open_artifact_store(artifact_uri)
             _opened[key] = Backends(store, artifacts, MetricsBuffer(store))
+            _register_exit_sequence_last()
         return _opened[key]
 
 
-def _open_store(tracking_uri: str, token: str | None = None) -> RunStore:
+def _open_store(tracking_uri: str, token: str | None = None, create: bool = True) -> RunStore:
     if tracking_uri.startswith(HTTP_SCHEMES):
         from runhistory.store.remote import RemoteRunStore
 
@@ -118,8 +168,52 @@ def _open_store(tracking_uri: str, token: str | None = None) -> RunStore:
     from runhistory.store.sql.store import SqlRunStore
 
     if tracking_uri.startswith("postgresql://"):
-        return SqlRunStore(open_postgres(tracking_uri), tracking_uri)
-    return SqlRunStore(open_sqlite(Path(tracking_uri[len("sqlite:///") :])), tracking_uri)
+        return SqlRunStore(open_postgres(tracking_uri, create=create), tracking_uri)
+    db_file = Path(tracking_uri[len("sqlite:///") :])
+    if not create and not db_file.exists():
+        raise WorkspaceNotFoundError(f"No runhistory database at {db_file}.")
+    return SqlRunStore(open_sqlite(db_file, create=create), tracking_uri)
+
+
+_exit_hooks: list[Callable[[], None]] = []
+
+
+def add_exit_hook(hook: Callable[[], None]) -> None:
+    """Run ``hook()`` at interpreter exit, after the hooks added before it and before the last
+    flush of metric buffers and the closing of stores. A hook that raises is reported on stderr
+    and the exit sequence goes on."""
+    if hook not in _exit_hooks:
+        _exit_hooks.append(hook)
+
+
+def _exit_sequence() -> None:
+    """At interpreter exit: the hooks, then every buffer flushed, then every store closed."""
+    for hook in list(_exit_hooks):
+        _quietly(hook, f"exit hook {getattr(hook, '__qualname__', hook)!r}")
+    _quietly(flush_all_buffers, "the last flush of metrics")
+    for backends in list(_opened.values()):
+        _quietly(lambda: _close_store(backends.store), f"closing {_redacted(backends.store.uri)}")
+
+
+def _close_store(store: RunStore) -> None:
+    remote = sys.modules.get("runhistory.store.remote")
+    if remote is not None and isinstance(store, remote.RemoteRunStore):
+        return  # a server's store drains its spool in its own exit handler, which runs after this one
+    store.close()
+
+
+def _quietly(step: Callable[[], None], what: str) -> None:
+    try:
+        step()
+    except Exception as exc:  # noqa: BLE001 - one failed step must not stop the others at exit
+        print(f"runhistory: {what} failed at exit: {exc}", file=sys.stderr)
+
+
+def _register_exit_sequence_last() -> None:
+    """(Re-)register the exit sequence, so that it runs before any atexit handler registered
+    earlier (they run last-in, first-out), such as those of modules imported since."""
+    atexit.unregister(_exit_sequence)
+    atexit.register(_exit_sequence)
 
 
 def _reset_after_fork() -> None:
@@ -132,3 +226,4 @@ def _reset_after_fork() -> None:
 
 
 os.register_at_fork(after_in_child=_reset_after_fork)
+atexit.register(_exit_sequence)

@@ -58,3 +58,31 @@ class RunFailedError(RunHistoryError):
 
 class WaitTimeoutError(RunHistoryError, TimeoutError):
     """A run did not reach a terminal status within the time given."""
+
+
+class WorkspaceNotFoundError(NotFoundError):
+    """No workspace where one was looked for (and none was to be created): says where it looked."""
+
+
+class CorruptWorkspaceError(RunHistoryError):
+    """The workspace's database file is damaged, empty or not a runhistory database; it is left as it is."""
+
+
+class ArtifactConflictError(ArtifactPathError):
+    """A file name that collides with a file or folder the run already has (``a/b`` after ``a``,
+    ``c`` after ``c/d``); nothing is written."""
+
+
+class ArtifactStorageError(RunHistoryError, OSError):
+    """An artifact store could not keep a file (disk full, quota, file too large, no permission);
+    the partial file is removed and the previous version, if any, is left as it was."""
+
+
+class SnapshotLinkError(JobConfigError):
+    """A symlink in a job's source folder that points outside it (or into the workspace), or a
+    symlink loop: the snapshot would copy what is not the job's; nothing is submitted."""
+
+
+class UnsafeSnapshotNameError(ArtifactPathError):
+    """A name in a job's snapshot listing that would be written outside the job's working folder;
+    the supervisor writes nothing."""

@@ -3,28 +3,16 @@
 from __future__ import annotations
 
 import os
-import re
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping
 
-from runhistory.errors import InvalidNameError, RunHistoryError
+from runhistory.errors import RunHistoryError
 from runhistory.store.base import ExperimentRecord, RunFilter, RunStatus
+from runhistory.validation import validate_experiment_name
 
 if TYPE_CHECKING:
     from runhistory.jobs.config import ScriptRunConfig
     from runhistory.run import Run
     from runhistory.workspace import Workspace
-
-_EXPERIMENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,254}$")
-
-
-def validate_experiment_name(name: object) -> str:
-    """Letters, digits, ``_ . -``, starting with a letter or digit, at most 255 characters."""
-    if not isinstance(name, str) or not _EXPERIMENT_NAME.match(name):
-        raise InvalidNameError(
-            f"Experiment name {name!r} is not valid: use 1 to 255 letters, digits, '_', '.' or '-', "
-            f"starting with a letter or digit."
-        )
-    return name
 
 
 class Experiment:

@@ -3,78 +3,32 @@
 ``run.log`` only validates and extends a flat list by ``value, step, wall_time``; a daemon
 thread (one per store per process) takes what accumulated every ``flush_interval``
 seconds and writes it as one batch. It also flushes before reads, when a run ends, at
-interpreter exit and on SIGTERM. A failed write keeps its points for the next try.
+interpreter exit and on SIGTERM. A write that failed for a reason that may pass keeps its
+points for the next try; a batch the store refuses for good is dropped alone (see
+:meth:`MetricsBuffer.flush`), so that one bad point never holds back other series or runs.
 """
 
 from __future__ import annotations
 
 import atexit
-import numbers
 import os
-import re
 import signal
 import sys
 import threading
 import weakref
 from typing import Any
 
-import numpy as np
-
-from runhistory.errors import InvalidNameError, MetricValueError
+from runhistory.errors import MetricValueError, NotFoundError, RunFinishedError, RunHistoryError, StoreUnavailableError
 from runhistory.store.base import MetricBatch, RunStore
+from runhistory.validation import (  # noqa: F401 - the SDK's checks, importable from here as before
+    MAX_NAME_LENGTH,
+    coerce_step,
+    coerce_value,
+    validate_name,
+    validate_text_value,
+)
 
-MAX_NAME_LENGTH = 255
 DEFAULT_FLUSH_INTERVAL_S = 0.5
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-
-
-def validate_name(name: Any, what: str, where: str) -> str:
-    """A metric, tag or property name: a non-empty string of at most 255 printable characters."""
-    if not isinstance(name, str):
-        raise InvalidNameError(f"The {what} name of {where} must be a string, got {type(name).__name__} {name!r}.")
-    if not name:
-        raise InvalidNameError(f"The {what} name of {where} is empty; give it a name.")
-    if len(name) > MAX_NAME_LENGTH:
-        raise InvalidNameError(
-            f"The {what} name {name[:40]!r}... of {where} has {len(name)} characters; the limit is {MAX_NAME_LENGTH}."
-        )
-    if _CONTROL.search(name):
-        raise InvalidNameError(f"The {what} name {name!r} of {where} contains control characters.")
-    return name
-
-
-def validate_text_value(key: str, text: str, what: str, where: str) -> str:
-    """A tag or property value as stored: a string without NUL characters (no database keeps those)."""
-    if "\x00" in text:
-        raise MetricValueError(f"The value of {what} {key!r} of {where} contains a NUL character (\\x00); remove it.")
-    return text
-
-
-def coerce_value(name: str, value: Any, where: str) -> int | float | str:
-    """A metric value as int, float or str (the fast path in ``run.log`` handles exact int/float)."""
-    if isinstance(value, (bool, np.bool_)):
-        return int(value)
-    if isinstance(value, (int, float, str)):
-        return value
-    if isinstance(value, np.generic) and isinstance(value.item(), (int, float)):
-        return value.item()
-    if isinstance(value, numbers.Real):
-        return float(value)
-    hint = ""
-    if isinstance(value, (list, tuple, np.ndarray)):
-        hint = " To log a list of values, use run.log_list(name, values)."
-    elif isinstance(value, dict):
-        hint = " To log several columns, use run.log_row(name, **columns) or run.log_table(name, table)."
-    raise MetricValueError(
-        f"Metric {name!r} of {where}: a value must be a number or a string, got {type(value).__name__}.{hint}"
-    )
-
-
-def coerce_step(name: str, step: Any, where: str) -> int:
-    """A step as a Python int."""
-    if isinstance(step, (int, np.integer)) and not isinstance(step, (bool, np.bool_)):
-        return int(step)
-    raise MetricValueError(f"Metric {name!r} of {where}: step must be an integer, got {type(step).__name__} {step!r}.")
 
 
 class _Series:
@@ -106,6 +60,7 @@ class MetricsBuffer:
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_error: str | None = None
+        self._reported: set[str] = set()  # refusals already reported on stderr
         _live_buffers.add(self)
         _install_sigterm_flush_once()
 
@@ -124,14 +79,67 @@ class MetricsBuffer:
         return found.points
 
     def flush(self) -> None:
-        """Write every pending point now; raises if the store refuses them (they stay pending)."""
+        """Write every pending point now.
+
+        A failure that may pass (the store is unreachable or locked) raises and keeps every
+        point pending. A batch the store refuses for good (a bad name or value, a run that has
+        ended or does not exist) is found among the others, which are written, and dropped
+        with one message on stderr naming its run, metric and the reason.
+        """
         with self._flush_lock:
             taken = [(series, len(series.points)) for series in list(self._series.values()) if series.points]
             if not taken:
                 return
-            self._store.append_metrics([_batch(series, length) for series, length in taken])
-            for series, length in taken:
-                del series.points[:length]
+            try:
+                self._store.append_metrics([_batch(series, length) for series, length in taken])
+            except Exception as exc:  # noqa: BLE001 - classified: transient ones are raised again
+                if is_transient(exc):
+                    raise
+                self._write_isolating(taken)
+                return
+            _settle(taken)
+
+    def _write_isolating(self, taken: list[tuple["_Series", int]]) -> None:
+        """Write run by run, then series by series, dropping only what the store refuses for good."""
+        by_run: dict[str, list[tuple[_Series, int]]] = {}
+        for series, length in taken:
+            by_run.setdefault(series.run_id, []).append((series, length))
+        for run_id, group in by_run.items():
+            error = self._try_write(group)
+            if error is None:
+                continue
+            if isinstance(error, (RunFinishedError, NotFoundError)) or len(group) == 1:
+                self._drop(group, error)  # the run itself refuses: every series of it alike
+                continue
+            for one in group:
+                error = self._try_write([one])
+                if error is not None:
+                    self._drop([one], error)
+
+    def _try_write(self, group: list[tuple["_Series", int]]) -> Exception | None:
+        """Write ``group`` and settle it; the permanent refusal if any (a transient failure raises)."""
+        try:
+            self._store.append_metrics([_batch(series, length) for series, length in group])
+        except Exception as exc:  # noqa: BLE001 - classified below
+            if is_transient(exc):
+                raise
+            return exc
+        _settle(group)
+        return None
+
+    def _drop(self, group: list[tuple["_Series", int]], error: Exception) -> None:
+        names = ", ".join(repr(series.name) for series, _ in group)
+        points = sum(length // 3 for _, length in group)
+        run_id = group[0][0].run_id
+        key = f"{run_id}\0{names}\0{error}"
+        if key not in self._reported:
+            self._reported.add(key)
+            print(
+                f"runhistory: dropped {points} point(s) of metric {names} of run {run_id}, which the store "
+                f"at {self._store.uri} refused: {error}",
+                file=sys.stderr,
+            )
+        _settle(group)
 
     def forget_run(self, run_id: str) -> None:
         """Drop the (already flushed) series of a run that has ended."""
@@ -168,6 +176,29 @@ class MetricsBuffer:
             if message != self._last_error:
                 print(message, file=sys.stderr)
                 self._last_error = message
+
+
+def is_transient(error: BaseException) -> bool:
+    """Whether a failed write may succeed later unchanged (keep the points and retry) rather
+    than being refused for good by the store (drop them, saying why)."""
+    if isinstance(error, StoreUnavailableError):
+        return True
+    if isinstance(error, RunHistoryError):
+        return False
+    if isinstance(error, (OSError, TimeoutError)):
+        return True
+    return any(cls.__name__ in _TRANSIENT_NAMES for cls in type(error).__mro__)
+
+
+# Raw errors of the database drivers and HTTP client that mean "not now" (by name: neither
+# SQLAlchemy nor httpx is imported for this).
+_TRANSIENT_NAMES = frozenset({"OperationalError", "TransportError", "InterfaceError", "DisconnectionError"})
+
+
+def _settle(taken: list[tuple["_Series", int]]) -> None:
+    """Remove points that were written (or dropped) from their series' pending lists."""
+    for series, length in taken:
+        del series.points[:length]
 
 
 def _batch(series: _Series, length: int) -> MetricBatch:

@@ -29,9 +29,9 @@ class OfflineRun(Run):
         run = super()._create(experiment, display_name="OfflineRun", parent_id=None, run_type="offline")
         return run  # type: ignore[return-value]
 
-    def log(self, name: str, value: Any, step: int | None = None, description: str = "") -> None:
+    def log(self, name: str, value: Any, description: str = "", step: int | None = None) -> None:
         print(f"Attempted to log scalar metric {name}:\n{value}")
-        super().log(name, value, step, description)
+        super().log(name, value, description, step=step)
 
     def log_list(self, name: str, values: Any, description: str = "") -> None:
         print(f"Attempted to log list metric {name}:\n{list(values)}")

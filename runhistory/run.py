@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import time
@@ -10,9 +11,18 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Mapping
 
+from runhistory import liveness
 from runhistory.artifacts.base import validate_artifact_name
 from runhistory.environment import ENV_RUN_ID
-from runhistory.errors import ArtifactNotFoundError, MetricValueError, NotFoundError, RunFinishedError
+from runhistory.errors import (
+    ArtifactNotFoundError,
+    ArtifactPathError,
+    ArtifactStorageError,
+    MetricValueError,
+    NotFoundError,
+    RunFinishedError,
+    RunHistoryError,
+)
 from runhistory.metrics import coerce_step, coerce_value, validate_name, validate_text_value
 from runhistory.store.base import MetricKind, MetricSeries, RunRecord, RunStatus
 
@@ -21,6 +31,7 @@ if TYPE_CHECKING:
     from runhistory.workspace import Workspace
 
 _now = time.time
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1  # what a store keeps exactly; run.log's own check
 
 
 class Run:
@@ -39,7 +50,7 @@ class Run:
         self._record = record
         self._experiment = experiment
         self._scalar_points: dict[str, list] = {}  # series name -> the buffer's list for it
-        self._ended = False
+        self._ended = record.status in RunStatus.TERMINAL  # a fresh handle of an ended run logs nothing
 
     @classmethod
     def _from_record(
@@ -62,6 +73,7 @@ class Run:
     ) -> "Run":
         if display_name is not None:
             validate_name(display_name, "display", f"a new run of experiment {experiment.name!r}")
+        owned = run_type in liveness.OWNED_RUN_TYPES and status == RunStatus.RUNNING
         record = experiment.workspace._backends.store.create_run(
             experiment.id,
             display_name=display_name,
@@ -69,8 +81,12 @@ class Run:
             status=status,
             run_type=run_type,
             target=target,
+            owner=liveness.this_process() if owned else None,
         )
-        return cls._from_record(experiment.workspace, record, experiment)
+        run = cls._from_record(experiment.workspace, record, experiment)
+        if owned:  # this process heartbeats it and ends it at exit
+            liveness.own(run)
+        return run
 
     @classmethod
     def get_context(cls, allow_offline: bool = True) -> "Run":
@@ -139,20 +155,24 @@ class Run:
         return f"run {self.id}"
 
     # metrics
-    def log(self, name: str, value: Any, step: int | None = None, description: str = "") -> None:
-        """Log a number (int, float, numpy scalar, bool as 0/1) or a string.
+    def log(self, name: str, value: Any, description: str = "", step: int | None = None) -> None:
+        """Log a number (int, float, numpy scalar, bool as 0/1) or a string (azureml's order:
+        ``run.log("acc", 0.9, "accuracy")``; give a step as ``step=``).
 
         Logging a name again appends to its series. ``step`` defaults to the point's
         index in the series. The call only validates and buffers; writing happens in
-        the background.
+        the background. What no store could keep (an int or step outside int64, a string
+        over 1 MiB, a name that is not valid Unicode) is refused here, at once.
         """
         points = self._scalar_points.get(name)
         if points is None:
             points = self._open_scalar_series(name, description)
+        elif description and type(description) is not str:
+            self._check_description(name, description)
         kind = type(value)
-        if kind is not float and kind is not int:
+        if kind is not float and (kind is not int or not _INT64_MIN <= value <= _INT64_MAX):
             value = coerce_value(name, value, self._where())
-        if step is not None and type(step) is not int:
+        if step is not None and (type(step) is not int or not _INT64_MIN <= step <= _INT64_MAX):
             step = coerce_step(name, step, self._where())
         points.extend((value, step, _now()))
 
@@ -164,7 +184,16 @@ class Run:
     def _series_points(self, name: str, kind: str, description: str = "") -> list:
         self._check_active(f"log metric {name!r}")
         validate_name(name, "metric", self._where())
+        self._check_description(name, description)
+        validate_text_value(name, description or "", "the description of metric", self._where())
         return self._backends.buffer.series(self.id, name, kind, description or "")
+
+    def _check_description(self, name: str, description: Any) -> None:
+        if description and not isinstance(description, str):  # run.log(name, value, 5): a step given in azureml's description place
+            raise MetricValueError(
+                f"Metric {name!r} of {self._where()}: the description must be a string, got "
+                f"{type(description).__name__} {description!r:.40}; give a step as step=."
+            )
 
     def _check_active(self, action: str) -> None:
         if self._ended:
@@ -193,6 +222,12 @@ class Run:
             raise MetricValueError(
                 f"Metric {name!r} of {self._where()}: log_table takes a dict of columns, got {type(value).__name__}."
             )
+        for column, cells in value.items():
+            if isinstance(cells, (str, bytes, Mapping)) or not hasattr(cells, "__len__") or not hasattr(cells, "__getitem__"):
+                raise MetricValueError(
+                    f"Metric {name!r} of {self._where()}: column {column!r} of a table must be a list of values, "
+                    f"got {type(cells).__name__} {cells!r:.40}; for one row, use run.log_row(name, **columns)."
+                )
         lengths = {column: len(cells) for column, cells in value.items()}
         if len(set(lengths.values())) > 1:
             raise MetricValueError(f"Metric {name!r} of {self._where()}: columns differ in length: {lengths}.")
@@ -216,20 +251,32 @@ class Run:
         description: str = "",
         step: int | None = None,
     ) -> None:
-        """Log an image: a PNG file (``path``) or a matplotlib figure or pyplot (``plot``)."""
+        """Log an image: a PNG or JPEG file (``path``; its type is read from its first bytes),
+        or a matplotlib Figure or ``matplotlib.pyplot`` (``plot``, saved as PNG).
+
+        Kept among the run's files as ``images/NAME/ID.png`` or ``images/NAME/ID.jpg``. Any
+        other file (empty, missing, another format) is refused with one sentence and nothing
+        is stored.
+        """
+        where = f"Image {name!r} of {self._where()}"
         if (path is None) == (plot is None):
-            raise MetricValueError(f"Image {name!r} of {self._where()}: give exactly one of path= or plot=.")
-        points = self._series_points(name, MetricKind.IMAGE, description)
+            raise MetricValueError(f"{where}: give exactly one of path= or plot=.")
+        if plot is not None and not callable(getattr(plot, "savefig", None)):
+            raise MetricValueError(
+                f"{where}: plot= takes a matplotlib Figure or matplotlib.pyplot (anything with savefig), "
+                f"got {type(plot).__name__}; give a file with path= instead."
+            )
+        self._check_active(f"log image {name!r}")
         if step is not None:
             step = coerce_step(name, step, self._where())
-        file_name = f"images/{name}/{uuid.uuid4().hex[:12]}.png"
         if path is not None:
-            self.upload_file(file_name, path)
+            source: str | os.PathLike | BinaryIO = path
+            extension = _image_file_extension(Path(path), where)
         else:
-            picture = io.BytesIO()
-            plot.savefig(picture, format="png")
-            picture.seek(0)
-            self.upload_file(file_name, picture)
+            source = _plot_png(plot, where)
+            extension = "png"
+        points = self._series_points(name, MetricKind.IMAGE, description)
+        file_name = self.upload_file(f"images/{name}/{uuid.uuid4().hex[:12]}.{extension}", source)
         points.extend((file_name, step, _now()))
 
     def flush(self) -> None:
@@ -277,8 +324,16 @@ class Run:
         self._end(RunStatus.FAILED, _error_record(error_details, error_code))
 
     def cancel(self) -> None:
-        """Mark the run Canceled."""
-        self._end(RunStatus.CANCELED)
+        """Cancel the run. An interactive or child run is Canceled at once. A job run reads
+        CancelRequested until its supervisor has ended the script's whole process tree, then
+        Canceled; a job whose script has not started yet never starts it."""
+        from runhistory.status import JOB_RUN_TYPE  # plain constants; kept next to the one use
+
+        record = self._backends.store.get_run(self.id) or self._record
+        if record.run_type != JOB_RUN_TYPE or record.status in RunStatus.TERMINAL:
+            self._end(RunStatus.CANCELED)
+            return
+        self._record = self._backends.store.set_status(self.id, RunStatus.CANCEL_REQUESTED)
 
     def _end(self, status: str, error: dict[str, Any] | None = None) -> None:
         self._backends.buffer.flush()
@@ -286,6 +341,7 @@ class Run:
         self._ended = True
         self._scalar_points = {}
         self._backends.buffer.forget_run(self.id)
+        liveness.release(self)
 
     def wait_for_completion(
         self,
@@ -363,13 +419,27 @@ class Run:
         return name
 
     def upload_folder(self, name: str, path: str | os.PathLike) -> list[str]:
-        """Store every file under a local folder as ``name/<relative path>``."""
-        name = validate_artifact_name(name, self.id)
+        """Store every file under a local folder as ``name/<relative path>``; returns the names.
+
+        Left out: the workspace itself (what ``Workspace.local_folders()`` names: its
+        ``.runhistory/`` folder, or its SQLite database with the ``-wal``/``-shm``/``-journal``
+        files beside it, and its local artifact folder) and every folder named ``.runhistory``,
+        so that ``upload_folder("folder", ".")`` never copies a run history into a run. Symlinked
+        folders are not followed.
+        """
+        name = validate_artifact_name(name.rstrip("/") if isinstance(name, str) else name, self.id)  # "outputs/" too
         folder = Path(path)
         if not folder.is_dir():
             raise ArtifactNotFoundError(f"Cannot upload folder {name!r} to {self._where()}: {folder} is not a folder.")
+        excluded = [Path(os.path.realpath(entry)) for entry in self._workspace.local_folders()]
+        real = Path(os.path.realpath(folder))
+        if real.name == ".runhistory" or any(real == entry or real.is_relative_to(entry) for entry in excluded):
+            raise ArtifactPathError(
+                f"Cannot upload folder {name!r} to {self._where()}: {folder} holds a workspace's own files "
+                f"(its database or run files); upload the folder your files are in."
+            )
         uploaded = []
-        for local in sorted(p for p in folder.rglob("*") if p.is_file()):
+        for local in _files_to_upload(folder, excluded):
             uploaded.append(self.upload_file(f"{name}/{local.relative_to(folder).as_posix()}", local))
         return uploaded
 
@@ -378,17 +448,35 @@ class Run:
         return list(self._backends.artifacts.list(self.id))
 
     def download_file(self, name: str, output_file_path: str | os.PathLike | None = None) -> Path:
-        """Copy one of the run's files to ``output_file_path`` (a file or a folder; default: here)."""
+        """Copy one of the run's files to ``output_file_path`` (a file or a folder; default: here).
+
+        The copy is written beside the target and renamed into place when whole: a failed
+        download leaves no half-written file, and an existing file stays as it was.
+        """
         name = validate_artifact_name(name, self.id)
         if self._backends.artifacts.size(self.id, name) is None:
             raise ArtifactNotFoundError(f"Run {self.id} has no file {name!r}.")
-        target = Path(output_file_path) if output_file_path is not None else Path(name).name
-        target = Path(target)
-        if target.is_dir():
-            target = target / Path(name).name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with open(target, "wb") as out:
-            self._backends.artifacts.download(self.id, name, out)
+        target = Path(output_file_path) if output_file_path is not None else Path(Path(name).name)
+        what = f"Cannot download {name!r} of {self._where()} to {target}"
+        partial = None
+        try:
+            if target.is_dir():
+                target = target / Path(name).name
+            _prepare_folder(target.parent, what)
+            partial = target.parent / f".{target.name[:64]}.{uuid.uuid4().hex[:12]}.part"
+            # mode 0o666 as open() gives: the umask decides, as for any file the user writes
+            with os.fdopen(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), "wb") as out:
+                self._backends.artifacts.download(self.id, name, out)
+            os.replace(partial, target)
+            partial = None
+        except RunHistoryError:
+            raise
+        except OSError as exc:
+            raise ArtifactStorageError(f"{what}: {exc.strerror or exc}.") from None
+        finally:
+            if partial is not None:
+                with contextlib.suppress(OSError):
+                    os.unlink(partial)
         return target
 
     def download_files(
@@ -396,7 +484,15 @@ class Run:
     ) -> list[Path]:
         """Copy the run's files whose names start with ``prefix`` under ``output_directory``, keeping paths."""
         root = Path(output_directory) if output_directory is not None else Path.cwd()
-        return [self.download_file(name, root / name) for name in self._backends.artifacts.list(self.id, prefix or "")]
+        if root.exists() and not root.is_dir():
+            raise ArtifactStorageError(
+                f"Cannot download the files of {self._where()} into {root}: it is a file, not a folder; "
+                f"give a folder (it is created if missing)."
+            )
+        names = list(self._backends.artifacts.list(self.id, prefix or ""))
+        if names:
+            _prepare_folder(root, f"Cannot download the files of {self._where()} into {root}")
+        return [self.download_file(name, root / name) for name in names]
 
     # details
     def get_details(self) -> dict[str, Any]:
@@ -457,6 +553,73 @@ def _error_record(error: BaseException | str | None, code: str | None) -> dict[s
             "traceback": "".join(traceback.format_exception(type(error), error, error.__traceback__)),
         }
     return {"message": "" if error is None else str(error), "code": code or "UserError"}
+
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_JPEG_SIGNATURE = b"\xff\xd8\xff"
+
+
+def _image_file_extension(path: Path, where: str) -> str:
+    """``png`` or ``jpg`` by the file's first bytes; MetricValueError for anything else."""
+    try:
+        if not path.exists():
+            raise ArtifactNotFoundError(f"{where}: {path} does not exist; give a PNG or JPEG file.")
+        if not path.is_file():  # a folder, a pipe, a device: opening some of them would block
+            kind = "a folder" if path.is_dir() else "not a regular file"
+            raise MetricValueError(f"{where}: {path} is {kind}; give a PNG or JPEG file.")
+        with open(path, "rb") as image:
+            head = image.read(len(_PNG_SIGNATURE))
+    except RunHistoryError:
+        raise
+    except OSError as exc:
+        raise MetricValueError(f"{where}: {path} cannot be read ({exc.strerror or exc}).") from None
+    if head.startswith(_PNG_SIGNATURE):
+        return "png"
+    if head.startswith(_JPEG_SIGNATURE):
+        return "jpg"
+    what = "is empty" if not head else "is neither a PNG nor a JPEG image (by its first bytes)"
+    raise MetricValueError(f"{where}: {path} {what}; give a PNG or JPEG file.")
+
+
+def _plot_png(plot: Any, where: str) -> io.BytesIO:
+    """The figure saved as PNG, in memory."""
+    picture = io.BytesIO()
+    try:
+        plot.savefig(picture, format="png")
+    except Exception as exc:  # a figure that cannot be drawn: say so, store nothing
+        raise MetricValueError(f"{where}: saving the plot as PNG failed ({type(exc).__name__}: {exc}).") from None
+    if not picture.getvalue().startswith(_PNG_SIGNATURE):
+        raise MetricValueError(f"{where}: the plot's savefig wrote no PNG image; give a matplotlib Figure or pyplot.")
+    picture.seek(0)
+    return picture
+
+
+def _files_to_upload(folder: Path, excluded: list[Path]) -> list[Path]:
+    """The files under ``folder``, sorted, without the workspace's own folders and files."""
+
+    def is_excluded(path: Path) -> bool:
+        real = Path(os.path.realpath(path))
+        return any(real == entry or real.is_relative_to(entry) for entry in excluded)
+
+    found = []
+    for parent, folders, files in os.walk(folder):
+        here = Path(parent)
+        folders[:] = [f for f in folders if f != ".runhistory" and not is_excluded(here / f)]
+        found += [here / f for f in files if (here / f).is_file() and not is_excluded(here / f)]
+    return sorted(found)
+
+
+def _prepare_folder(folder: Path, what: str) -> None:
+    """Create ``folder`` (and its parents) to write into; one sentence when it cannot be."""
+    blocking = next((p for p in [folder, *folder.parents] if p.exists() and not p.is_dir()), None)
+    if blocking is not None:
+        raise ArtifactStorageError(f"{what}: {blocking} is a file, not a folder.")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ArtifactStorageError(f"{what}: the folder {folder} cannot be created ({exc.strerror or exc}).") from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ArtifactStorageError(f"{what}: the folder {folder} is not writable.")
 
 
 def _iso(timestamp: float | None) -> str | None:

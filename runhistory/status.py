@@ -13,11 +13,13 @@ class RunStatus:
     QUEUED = "Queued"
     STARTING = "Starting"
     RUNNING = "Running"
+    NOT_RESPONDING = "NotResponding"  # its process stopped heartbeating, and whether it died is not known
+    CANCEL_REQUESTED = "CancelRequested"  # cancel() was called; the job's processes are still ending
     COMPLETED = "Completed"
     FAILED = "Failed"
     CANCELED = "Canceled"
 
-    ALL = (NOT_STARTED, QUEUED, STARTING, RUNNING, COMPLETED, FAILED, CANCELED)
+    ALL = (NOT_STARTED, QUEUED, STARTING, RUNNING, NOT_RESPONDING, CANCEL_REQUESTED, COMPLETED, FAILED, CANCELED)
     TERMINAL = frozenset({COMPLETED, FAILED, CANCELED})
 
 

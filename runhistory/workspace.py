@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from runhistory.backends import Backends, open_backends
 from runhistory.environment import ENV_ARTIFACT_URI, ENV_TRACKING_URI
-from runhistory.errors import NotFoundError, RunHistoryError
+from runhistory.errors import NotFoundError, RunHistoryError, WorkspaceNotFoundError
 
 if TYPE_CHECKING:
     from runhistory.artifacts.base import ArtifactStore
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
 
 CONFIG_FOLDER = ".runhistory"
 CONFIG_FILE = "config.json"
+MAX_RUN_NUMBER = 2**63 - 1
 
 
 class Workspace:
@@ -36,34 +38,38 @@ class Workspace:
         tracking_uri: str | os.PathLike,
         artifact_uri: str | os.PathLike | None = None,
         token: str | None = None,
+        *,
+        create: bool = True,
     ) -> None:
         # token: the API token of a runhistory server (http(s):// URIs); by default
-        # $RUNHISTORY_TOKEN, else the one `runhistory login URL` saved.
-        self._backends: Backends = open_backends(tracking_uri, os.fspath(artifact_uri) if artifact_uri else None, token)
+        # $RUNHISTORY_TOKEN, else the one `runhistory login URL` saved. create=False opens only
+        # a workspace that exists (WorkspaceNotFoundError otherwise) and writes nothing new.
+        artifact = os.fspath(artifact_uri) if artifact_uri else None
+        self._backends: Backends = open_backends(tracking_uri, artifact, token, create=create)
         self.tracking_uri: str = self._backends.store.uri
         self.artifact_uri: str = self._backends.artifacts.uri
 
     @classmethod
-    def from_config(cls, path: str | os.PathLike | None = None) -> "Workspace":
+    def from_config(cls, path: str | os.PathLike | None = None, *, create: bool = True) -> "Workspace":
         """The workspace of the config at ``path`` (a file, or a folder holding one) when given;
         else the one named by ``$RUNHISTORY_TRACKING_URI``; else the nearest config.
 
         The config is searched in the working folder and its parents, as
         ``.runhistory/config.json`` or ``config.json``. Where there is none, the embedded
-        default ``./.runhistory/`` is created and used.
+        default ``./.runhistory/`` is created and used, unless ``create`` is False: then
+        nothing is written (no folder, database or config) and :class:`WorkspaceNotFoundError`
+        says where it looked.
         """
-        if path is not None:
-            config = _config_at(Path(path))
-            if config is None:
-                raise NotFoundError(f"No runhistory config.json at {Path(path).resolve()}.")
-            return cls._from_config_file(config)
-        if os.environ.get(ENV_TRACKING_URI):
-            return cls(os.environ[ENV_TRACKING_URI], os.environ.get(ENV_ARTIFACT_URI) or None)
-        for folder in [Path.cwd(), *Path.cwd().parents]:
-            config = _config_at(folder)
-            if config is not None:
-                return cls._from_config_file(config)
-        return cls.create(Path.cwd() / CONFIG_FOLDER)
+        try:
+            location = locate_workspace(path)
+        except WorkspaceNotFoundError:
+            if not create or path is not None:
+                raise
+            return cls.create(Path.cwd() / CONFIG_FOLDER)
+        try:
+            return cls(location.tracking_uri, location.artifact_uri, create=create)
+        except WorkspaceNotFoundError as exc:
+            raise WorkspaceNotFoundError(f"The workspace of {location.source} does not exist yet: {exc}") from exc
 
     @classmethod
     def create(
@@ -84,15 +90,9 @@ class Workspace:
         return cls._from_config_file(config_file)
 
     @classmethod
-    def _from_config_file(cls, config_file: Path) -> "Workspace":
-        try:
-            config = json.loads(config_file.read_text())
-            tracking = config["tracking_uri"]
-        except (ValueError, KeyError, TypeError) as exc:
-            raise RunHistoryError(f"{config_file} is not a runhistory config (a JSON object with tracking_uri).") from exc
-        base = config_file.parent
-        artifact = config.get("artifact_uri")
-        return cls(_relative_to(base, tracking), _relative_to(base, artifact) if artifact else None)
+    def _from_config_file(cls, config_file: Path, *, create: bool = True) -> "Workspace":
+        location = _location_of_config(config_file)
+        return cls(location.tracking_uri, location.artifact_uri, create=create)
 
     @property
     def store(self) -> "RunStore":
@@ -118,6 +118,44 @@ class Workspace:
 
         return {target.name: target for target in ComputeTarget.list(self)}
 
+    def local_folders(self) -> list[Path]:
+        """What on this machine holds the workspace itself: no upload or job snapshot may include it.
+
+        For an embedded workspace: its folder when the database lives in a folder of its own
+        (``.runhistory/``), else the database file and its ``-wal``, ``-shm``, ``-journal`` and
+        ``.lock`` companions; and the artifact folder when the files are kept in a local folder.
+        Empty for a server, or PostgreSQL with S3. Entries may be files: test a path ``p``
+        with ``p == entry or p.is_relative_to(entry)``.
+        """
+        return self._backends.local_paths()
+
+    @property
+    def name(self) -> str:
+        """The workspace's name (azureml's ``ws.name``): the name of the workspace's folder for an
+        embedded one (``.runhistory`` is named by the folder that holds it), the database's name
+        for PostgreSQL, ``HOST:PORT`` for a runhistory server."""
+        return self._backends.display_name()
+
+    @property
+    def location(self) -> str:
+        """Where the run history lives (azureml's Azure region): ``"local"`` for an embedded
+        workspace, else its tracking URI with any password replaced by ``***``."""
+        from runhistory.store.sql.engine import redact_uri
+
+        return "local" if self.tracking_uri.startswith("sqlite:///") else redact_uri(self.tracking_uri)
+
+    @property
+    def subscription_id(self) -> str:
+        """Always ``""``: a runhistory workspace belongs to no Azure subscription (kept so that
+        azureml code printing it still runs)."""
+        return ""
+
+    @property
+    def resource_group(self) -> str:
+        """Always ``""``: a runhistory workspace belongs to no Azure resource group (kept so that
+        azureml code printing it still runs)."""
+        return ""
+
     def get_run(self, run_ref: str) -> "Run":
         """A run by id, or by ``EXPERIMENT:NUMBER``."""
         from runhistory.run import Run
@@ -127,7 +165,8 @@ class Workspace:
         if record is None and ":" in run_ref:
             experiment_name, _, number = run_ref.rpartition(":")
             experiment = store.get_experiment(experiment_name)
-            if experiment is not None and number.isdigit():
+            # a run number is a positive int64 in every store; beyond it there is no such run
+            if experiment is not None and number.isascii() and number.isdigit() and len(number) <= 19 and 0 < int(number) <= MAX_RUN_NUMBER:
                 record = store.get_run_by_number(experiment.id, int(number))
         if record is None:
             raise NotFoundError(f"No run {run_ref!r} in the workspace at {self.tracking_uri} (give an id or EXPERIMENT:NUMBER).")
@@ -146,6 +185,61 @@ class Workspace:
         from runhistory.store.sql.engine import redact_uri
 
         return f"Workspace(tracking_uri={redact_uri(self.tracking_uri)!r}, artifact_uri={self.artifact_uri!r})"
+
+
+@dataclass(frozen=True)
+class WorkspaceLocation:
+    """Where a workspace's run history and files are, and what said so (for messages)."""
+
+    tracking_uri: str
+    artifact_uri: str | None
+    source: str
+
+
+def locate_workspace(path: str | os.PathLike | None = None) -> WorkspaceLocation:
+    """Where the workspace that :meth:`Workspace.from_config` would open is, without opening it.
+
+    Raises :class:`WorkspaceNotFoundError` (saying where it looked) when there is no config at
+    ``path``, or, without ``path`` and ``$RUNHISTORY_TRACKING_URI``, in the working folder and
+    its parents.
+    """
+    if path is not None:
+        config = _config_at(Path(path))
+        if config is None:
+            raise WorkspaceNotFoundError(f"No runhistory config.json at {Path(path).resolve()}.")
+        return _location_of_config(config)
+    if os.environ.get(ENV_TRACKING_URI):
+        return WorkspaceLocation(
+            os.environ[ENV_TRACKING_URI], os.environ.get(ENV_ARTIFACT_URI) or None, f"${ENV_TRACKING_URI}"
+        )
+    searched = [Path.cwd(), *Path.cwd().parents]
+    for folder in searched:
+        config = _config_at(folder)
+        if config is not None:
+            return _location_of_config(config)
+    folders = ", ".join(str(folder) for folder in searched)
+    raise WorkspaceNotFoundError(
+        f"No runhistory workspace found: no {CONFIG_FOLDER}/{CONFIG_FILE} or {CONFIG_FILE} in {folders}, "
+        f"and ${ENV_TRACKING_URI} is not set; give the workspace's path or URI (--workspace), "
+        f"or start a run here to create ./{CONFIG_FOLDER}/."
+    )
+
+
+def _location_of_config(config_file: Path) -> WorkspaceLocation:
+    try:
+        text = config_file.read_text()
+    except OSError as exc:
+        raise RunHistoryError(f"Cannot read the runhistory config {config_file}: {exc.strerror or exc}.") from exc
+    try:
+        config = json.loads(text)
+        tracking = config["tracking_uri"]
+        artifact = config.get("artifact_uri")
+        if not isinstance(tracking, str) or not isinstance(artifact, (str, type(None))):
+            raise TypeError("tracking_uri and artifact_uri must be strings")
+    except (ValueError, KeyError, TypeError) as exc:
+        raise RunHistoryError(f"{config_file} is not a runhistory config (a JSON object with tracking_uri).") from exc
+    base = config_file.parent
+    return WorkspaceLocation(_relative_to(base, tracking), _relative_to(base, artifact) if artifact else None, str(config_file))
 
 
 def _config_at(path: Path) -> Path | None:

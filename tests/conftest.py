@@ -8,6 +8,7 @@ from typing import Iterator
 import pytest
 
 from runhistory import Experiment, Workspace
+from runhistory import liveness
 
 from tests.helpers import ENV_VARS
 from tests.postgres import STORES, PostgresServer, start_server
@@ -32,6 +33,14 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     for name in ENV_VARS:
         monkeypatch.delenv(name, raising=False)
     return work
+
+
+@pytest.fixture(autouse=True)
+def open_runs_are_let_go() -> Iterator[None]:
+    """Runs a test leaves open are neither heartbeaten by later tests nor ended when pytest exits
+    (their workspaces are gone by then)."""
+    yield
+    liveness.release_all()
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import BinaryIO, Iterator
 from urllib.parse import quote
 
-from runhistory.artifacts.base import ArtifactStore, validate_artifact_name
+from runhistory.artifacts.base import ArtifactStore, validate_artifact_name, validate_prefix, validate_range, validate_run_folder
 from runhistory.store.remote import HttpClient, RemoteRunStore, normalize_server_url, request_record
 
 UPLOAD_CHUNK = 1 << 20
@@ -26,8 +26,9 @@ class RemoteArtifactStore(ArtifactStore):
         self._spooler = spool_with if spool_with is not None and spool_with.uri == self.uri else None
 
     def _path(self, run_id: str, name: str, what: str = "files") -> str:
+        run = validate_run_folder(run_id)
         name = validate_artifact_name(name, run_id)
-        return f"/runs/{quote(run_id, safe='')}/{what}/{quote(name, safe='/')}"
+        return f"/runs/{quote(run, safe='')}/{what}/{quote(name, safe='/')}"
 
     def write(self, run_id: str, name: str, source: BinaryIO) -> int:
         path = self._path(run_id, name)
@@ -46,13 +47,17 @@ class RemoteArtifactStore(ArtifactStore):
         return self.http.json("PUT", path, content=stream(), idempotent=False)["size"]
 
     def append(self, run_id: str, name: str, data: bytes, offset: int | None = None) -> int:
+        path = self._path(run_id, name)
+        if offset is not None:
+            validate_range(offset, None, name, run_id)
         params = {} if offset is None else {"offset": offset}
-        return self.http.json("POST", self._path(run_id, name), content=data, params=params, idempotent=offset is not None)[
+        return self.http.json("POST", path, content=data, params=params, idempotent=offset is not None)[
             "size"
         ]
 
     def read(self, run_id: str, name: str, offset: int = 0, length: int | None = None) -> bytes:
         path = self._path(run_id, name)
+        validate_range(offset, length, name, run_id)
         if length is not None:
             return self.http.request("GET", path, params={"offset": offset, "length": length}).content
         parts = []
@@ -64,14 +69,16 @@ class RemoteArtifactStore(ArtifactStore):
                 return b"".join(parts)
 
     def list(self, run_id: str, prefix: str = "") -> dict[str, int]:
-        return self.http.json("GET", f"/runs/{quote(run_id, safe='')}/files", params={"prefix": prefix})
+        run = validate_run_folder(run_id)
+        validate_prefix(prefix, run_id)
+        return self.http.json("GET", f"/runs/{quote(run, safe='')}/files", params={"prefix": prefix})
 
     def size(self, run_id: str, name: str) -> int | None:
         return self.http.json("GET", self._path(run_id, name, "file-size"))["size"]
 
     def seal(self, run_id: str) -> int:
         """Ask the server to seal the run's files (it does so in the background); returns 0."""
-        self.http.request("POST", f"/runs/{quote(run_id, safe='')}/seal-files")
+        self.http.request("POST", f"/runs/{quote(validate_run_folder(run_id), safe='')}/seal-files")
         return 0
 
     def download(self, run_id: str, name: str, destination: BinaryIO, chunk_size: int = READ_CHUNK) -> None:

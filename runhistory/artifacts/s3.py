@@ -46,7 +46,15 @@ import os
 import threading
 from typing import TYPE_CHECKING, BinaryIO, Iterator
 
-from runhistory.artifacts.base import ArtifactStore, validate_artifact_name
+from runhistory.artifacts.base import (
+    ArtifactStore,
+    file_conflict,
+    folder_conflict,
+    validate_artifact_name,
+    validate_prefix,
+    validate_range,
+    validate_run_folder,
+)
 from runhistory.errors import ArtifactNotFoundError, ArtifactPathError, RunHistoryError, StoreUnavailableError
 
 if TYPE_CHECKING:
@@ -58,6 +66,8 @@ MAX_SMALL_PARTS = 32
 UPLOAD_BLOCK_BYTES = 8 * 1024 * 1024  # multipart above this, in parts of this size
 COPY_CHUNK_BYTES = 4 * 1024 * 1024
 _OFFSET_DIGITS = 20
+MAX_KEY_BYTES = 1024  # S3's limit on an object's key
+_MAX_KNOWN_FOLDERS = 100_000
 _READ_ATTEMPTS = 4
 
 
@@ -132,6 +142,7 @@ class S3ArtifactStore(ArtifactStore):
         self._fs_lock = threading.Lock()
         self._locks: dict[tuple[str, str], threading.Lock] = {}
         self._locks_lock = threading.Lock()
+        self._folders: set[tuple[str, str]] = set()  # (run, folder) seen holding files: files are never deleted
 
     # -- plumbing -------------------------------------------------------------------------
 
@@ -185,8 +196,60 @@ class S3ArtifactStore(ArtifactStore):
             return self._locks.setdefault((run_id, name), threading.Lock())
 
     def _names(self, run_id: str, name: str) -> tuple[str, str]:
-        run = validate_artifact_name(run_id)
-        return run, validate_artifact_name(name, run_id)
+        run = validate_run_folder(run_id)
+        name = validate_artifact_name(name, run_id)
+        key_bytes = len(self._part_key(run, name, 0).encode("utf-8"))
+        if key_bytes > MAX_KEY_BYTES:
+            room = MAX_KEY_BYTES - (key_bytes - len(name.encode("utf-8")))
+            raise ArtifactPathError(
+                f"File name {name[:60]!r} of run {run_id} is too long for {self.uri}: S3 keys hold at most "
+                f"{MAX_KEY_BYTES} bytes, which leaves {max(room, 0)} bytes (UTF-8) for a file name of this run."
+            )
+        return run, name
+
+    def _is_file(self, run: str, name: str) -> bool:
+        """Whether ``name`` is a file: it has a base object, or a chain of pieces (which starts at 0)."""
+        if self._head(self._base_key(run, name)) is not None:
+            return True
+        return bool(self._head(self._part_key(run, name, 0)))
+
+    def _under(self, run: str, name: str) -> tuple[str | None, list[str]]:
+        """The name of one file under the folder ``name`` (None when there is no such folder),
+        and the keys of the pieces appended to the file ``name`` itself: two LISTs."""
+        files_root = f"{self._root}files/{run}/"
+        page = self._call("list_objects_v2", Prefix=f"{files_root}{name}/", MaxKeys=1)
+        if page.get("Contents"):
+            return page["Contents"][0]["Key"][len(files_root) :], []
+        parts_root = f"{self._root}parts/{run}/"
+        folder = f"{parts_root}{name}/"
+        pieces: list[str] = []
+        kwargs: dict[str, object] = {"Prefix": folder, "Delimiter": "/"}
+        while True:  # direct objects are pieces of `name` itself; a sub-prefix holds a file under it
+            page = self._call("list_objects_v2", **kwargs)
+            for sub in page.get("CommonPrefixes", []):
+                for key, _size in self._list_objects(sub["Prefix"]):
+                    return key[len(parts_root) :].rpartition("/")[0], []
+            pieces += [item["Key"] for item in page.get("Contents", []) if _offset_of(item["Key"][len(folder) :]) is not None]
+            if not page.get("IsTruncated"):
+                return None, pieces
+            kwargs["ContinuationToken"] = page["NextContinuationToken"]
+
+    def _check_new_name(self, run_id: str, run: str, name: str) -> list[str]:
+        """Refuse a name that collides with a file or folder of the run (S3 itself would keep both);
+        returns the keys of the pieces of ``name`` (what replacing the file drops)."""
+        inside, pieces = self._under(run, name)
+        if inside is not None:
+            raise folder_conflict(name, run_id, inside)
+        parts = name.split("/")
+        ancestors = ["/".join(parts[:depth]) for depth in range(1, len(parts))]
+        for ancestor in ancestors:
+            if (run, ancestor) not in self._folders and self._is_file(run, ancestor):
+                raise file_conflict(name, run_id, ancestor)
+        if len(self._folders) > _MAX_KNOWN_FOLDERS:
+            self._folders.clear()
+        self._folders.update((run, ancestor) for ancestor in ancestors)
+        self._folders.discard((run, name))  # it is about to be a file (an upload under it that failed left it empty)
+        return pieces
 
     def _base_key(self, run: str, name: str) -> str:
         return f"{self._root}files/{run}/{name}"
@@ -254,10 +317,19 @@ class S3ArtifactStore(ArtifactStore):
     def _stream_into(self, key: str, chunks: Iterator[bytes]) -> int:
         """Write an object from chunks, as a multipart upload once it is big; returns its size."""
         written = 0
-        with self._errors("put object"), self.fs.open(f"{self.bucket}/{key}", "wb", block_size=UPLOAD_BLOCK_BYTES) as out:
-            for chunk in chunks:
-                out.write(chunk)
-                written += len(chunk)
+        with self._errors("put object"):
+            out = self.fs.open(f"{self.bucket}/{key}", "wb", block_size=UPLOAD_BLOCK_BYTES)
+            try:
+                for chunk in chunks:
+                    out.write(chunk)
+                    written += len(chunk)
+            except BaseException:
+                # Closing would commit what was written so far over the previous object: abort instead.
+                with contextlib.suppress(Exception):
+                    out.discard()
+                out.closed = True
+                raise
+            out.close()
         return written
 
     def _not_found(self, run_id: str, name: str) -> ArtifactNotFoundError:
@@ -273,16 +345,20 @@ class S3ArtifactStore(ArtifactStore):
                 yield chunk
 
         with self._lock(run, name):
+            pieces = self._check_new_name(run_id, run, name)  # listed before: one writer per file
             size = self._stream_into(self._base_key(run, name), chunks())
-            layout = self._layout(run, name)
-            self._delete([piece.key for piece in layout.chain] + layout.garbage)
+            self._delete(pieces)
         return size
 
     def append(self, run_id: str, name: str, data: bytes, offset: int | None = None) -> int:
         run, name = self._names(run_id, name)
+        if offset is not None:
+            validate_range(offset, None, name, run_id)
         data = bytes(data)
         with self._lock(run, name):
             layout = self._layout(run, name)
+            if not layout.exists:
+                self._check_new_name(run_id, run, name)
             end = layout.size
             if offset is None:
                 offset = end
@@ -372,7 +448,7 @@ class S3ArtifactStore(ArtifactStore):
 
     def seal(self, run_id: str) -> int:
         """Compact every file of the run that was appended to (a job's logs), one object each."""
-        parts_root = f"{self._root}parts/{validate_artifact_name(run_id)}/"
+        parts_root = f"{self._root}parts/{validate_run_folder(run_id)}/"
         appended = {key[len(parts_root) :].rpartition("/")[0] for key, _size in self._list_objects(parts_root)}
         for name in sorted(appended):
             with contextlib.suppress(ArtifactNotFoundError):  # only leftover pieces: nothing to compact
@@ -381,6 +457,7 @@ class S3ArtifactStore(ArtifactStore):
 
     def read(self, run_id: str, name: str, offset: int = 0, length: int | None = None) -> bytes:
         run, name = self._names(run_id, name)
+        validate_range(offset, length, name, run_id)
         for attempt in range(_READ_ATTEMPTS):
             layout = self._layout(run, name)
             if not layout.exists:
@@ -394,7 +471,8 @@ class S3ArtifactStore(ArtifactStore):
         raise AssertionError("unreachable")
 
     def list(self, run_id: str, prefix: str = "") -> dict[str, int]:
-        run = validate_artifact_name(run_id)
+        run = validate_run_folder(run_id)
+        validate_prefix(prefix, run_id)
         files_root = f"{self._root}files/{run}/"
         parts_root = f"{self._root}parts/{run}/"
         parts: dict[str, dict[int, _Piece]] = {}

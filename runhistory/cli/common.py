@@ -13,10 +13,17 @@ from rich.console import Console
 from rich.table import Table
 
 from runhistory.backends import DB_FILE_NAME
-from runhistory.errors import NotFoundError, RunHistoryError
+from runhistory.errors import RunHistoryError, WorkspaceNotFoundError
 from runhistory.run import Run
 from runhistory.store.base import RunStatus
-from runhistory.workspace import CONFIG_FILE, CONFIG_FOLDER, ENV_TRACKING_URI, Workspace
+from runhistory.workspace import (
+    CONFIG_FILE,
+    CONFIG_FOLDER,
+    ENV_TRACKING_URI,
+    Workspace,
+    WorkspaceLocation,
+    locate_workspace,
+)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -68,29 +75,45 @@ def _one_line_errors() -> Iterator[None]:
         raise click.ClickException(one_line(str(error))) from error
 
 
-def open_workspace(ref: str | None) -> Workspace:
+def open_workspace(ref: str | None, *, create: bool = False) -> Workspace:
     """The workspace named by ``--workspace`` (a path or URI), or the configured one when None.
 
     Never creates a workspace at a path it was given: a path without a runhistory
-    config or database is an error.
+    config or database is an error. Without a path, only ``create`` (the writing
+    commands) makes the default ``./.runhistory/``; reading commands write nothing.
+    """
+    location = locate_workspace_ref(ref)
+    if location is None:
+        return Workspace.from_config(create=create)
+    try:
+        return Workspace(location.tracking_uri, location.artifact_uri, create=create)
+    except WorkspaceNotFoundError as exc:
+        raise WorkspaceNotFoundError(f"The workspace of {location.source} does not exist yet: {exc}") from exc
+
+
+def locate_workspace_ref(ref: str | None) -> WorkspaceLocation | None:
+    """Where the workspace named by ``--workspace`` is, without opening it (None: the configured one).
+
+    Raises WorkspaceNotFoundError for a path or ``sqlite:///`` file that holds no workspace.
     """
     if ref is None:
-        return Workspace.from_config()
+        return None
+    source = f"--workspace {ref}"
     if "://" in ref:
         if ref.startswith("sqlite:///"):
             db_file = Path(ref[len("sqlite:///") :]).expanduser()
             if not db_file.is_file():
-                raise NotFoundError(f"No runhistory database at {db_file.resolve()} (from --workspace {ref}).")
-        return Workspace(ref)
+                raise WorkspaceNotFoundError(f"No runhistory database at {db_file.resolve()} (from {source}).")
+        return WorkspaceLocation(ref, None, source)
     path = Path(ref).expanduser()
     if not path.exists():
-        raise NotFoundError(f"No runhistory workspace at {path.resolve()}: no such file or folder.")
+        raise WorkspaceNotFoundError(f"No runhistory workspace at {path.resolve()}: no such file or folder.")
     if path.is_file() or (path / CONFIG_FILE).is_file() or (path / CONFIG_FOLDER / CONFIG_FILE).is_file():
-        return Workspace.from_config(path)
+        return locate_workspace(path)
     for folder in (path, path / CONFIG_FOLDER):
         if (folder / DB_FILE_NAME).is_file():
-            return Workspace(folder)
-    raise NotFoundError(
+            return WorkspaceLocation(str(folder), None, source)
+    raise WorkspaceNotFoundError(
         f"No runhistory workspace at {path.resolve()}: it holds no {CONFIG_FILE}, {CONFIG_FOLDER}/ or {DB_FILE_NAME}."
     )
 
@@ -102,16 +125,33 @@ def remember_root_workspace(ctx: click.Context, _param: click.Parameter, value: 
     return value
 
 
-def workspace_option(func: F) -> F:
-    """Give a command ``--workspace/-w PATH|URI`` and pass it the opened workspace as ``workspace``."""
+def chosen_workspace_ref(workspace_ref: str | None) -> str | None:
+    """A command's ``--workspace``, else the root's (``runhistory -w REF COMMAND``), else None."""
+    return workspace_ref or click.get_current_context().meta.get(_ROOT_WORKSPACE_KEY)
 
-    @click.option("--workspace", "-w", "workspace_ref", metavar="PATH|URI", default=None, help=WORKSPACE_HELP)
-    @functools.wraps(func)
-    def wrapper(*args: Any, workspace_ref: str | None, **kwargs: Any) -> Any:
-        ref = workspace_ref or click.get_current_context().meta.get(_ROOT_WORKSPACE_KEY)
-        return func(*args, workspace=open_workspace(ref), **kwargs)
 
-    return wrapper  # type: ignore[return-value]
+def workspace_option(func: F | None = None, *, create: bool = False, only_if: tuple[str, ...] = ()) -> Any:
+    """Give a command ``--workspace/-w PATH|URI`` and pass it the opened workspace as ``workspace``.
+
+    Commands only read by default: a missing workspace is an error saying where it was looked
+    for, and nothing is created. A command that writes runs (``submit``) asks for
+    ``@workspace_option(create=True)``, which makes the default ``./.runhistory/`` when there is none.
+    With ``only_if`` (names of the command's parameters), the workspace is opened only when one of
+    them was given, else the command gets None (``tensorboard --logdir DIR`` needs none).
+    """
+
+    def decorate(command: F) -> F:
+        @click.option("--workspace", "-w", "workspace_ref", metavar="PATH|URI", default=None, help=WORKSPACE_HELP)
+        @functools.wraps(command)
+        def wrapper(*args: Any, workspace_ref: str | None, **kwargs: Any) -> Any:
+            ref = chosen_workspace_ref(workspace_ref)
+            needed = not only_if or ref is not None or any(kwargs.get(name) for name in only_if)
+            workspace = open_workspace(ref, create=create) if needed else None
+            return command(*args, workspace=workspace, **kwargs)
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorate if func is None else decorate(func)
 
 
 class StatusType(click.ParamType):

@@ -16,6 +16,7 @@ STATUS_STYLES: dict[str, str] = {
     RunStatus.QUEUED: "magenta",
     RunStatus.STARTING: "magenta",
     RunStatus.RUNNING: "cyan",
+    RunStatus.NOT_RESPONDING: "bold yellow",
     RunStatus.COMPLETED: "green",
     RunStatus.FAILED: "bold red",
     RunStatus.CANCELED: "yellow",

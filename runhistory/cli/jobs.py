@@ -34,7 +34,7 @@ from runhistory.workspace import Workspace
 )
 @click.option("--target", "-t", metavar="NAME", default=LOCAL_TARGET, show_default=True, help="The compute target.")
 @click.option("--wait", is_flag=True, help="Stream the job's output until it ends; exit 1 unless it Completed.")
-@workspace_option
+@workspace_option(create=True)
 def submit_command(
     workspace: Workspace,
     script: str,
@@ -49,7 +49,7 @@ def submit_command(
     The source folder is snapshotted into the run's files, then the job starts; with --wait
     its output streams here until it ends.
     """
-    config = ScriptRunConfig(source_dir, _script_path(script, Path(source_dir)), list(arguments), target)
+    config = ScriptRunConfig(source_dir, _script_path(script, Path(source_dir)), list(arguments), compute_target=target)
     run = Experiment(workspace, experiment_name).submit(config)
     ref = f"{experiment_name}:{run.number}"
     click.echo(f"Submitted {ref} (run {run.id}) to compute target {target!r}.")

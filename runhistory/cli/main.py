@@ -11,6 +11,7 @@ from runhistory.cli.jobs import submit_command
 from runhistory.cli.runs import runs_group
 from runhistory.cli.server import login_command, server_group, sync_command
 from runhistory.cli.tensorboard import export_command, tensorboard_command
+from runhistory.cli.workspace import workspace_group
 
 
 @click.group("runhistory", cls=RunHistoryGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -36,6 +37,7 @@ cli.add_command(submit_command)
 cli.add_command(server_group)
 cli.add_command(login_command)
 cli.add_command(sync_command)
+cli.add_command(workspace_group)
 
 
 if __name__ == "__main__":

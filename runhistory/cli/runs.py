@@ -1,4 +1,4 @@
-"""``runhistory runs ...``: list runs, show one run in detail, print the driver log of a job."""
+"""``runhistory runs ...``: list runs, show one run in detail, print the driver log of a job, end a run by hand."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from runhistory.cli.format import (
     run_duration,
     status_text,
 )
-from runhistory.errors import NotFoundError
+from runhistory.errors import NotFoundError, RunFinishedError
 from runhistory.jobs.watch import follow_log
 from runhistory.run import Run
 from runhistory.store.base import JOB_RUN_TYPE, MetricSummary, RunFilter, RunRecord, RunStatus
@@ -32,7 +32,7 @@ DEFAULT_LIMIT = 50
 
 @click.group("runs")
 def runs_group() -> None:
-    """Runs: list them, show one, print a job's log."""
+    """Runs: list them, show one, print a job's log, cancel or fail one by hand."""
 
 
 # --- runs list ---
@@ -188,6 +188,56 @@ def run_logs(workspace: Workspace, run_ref: str, follow: bool) -> None:
     status = follow_log(run, sys.stdout, follow=follow)
     if follow:
         click.echo(f"Run {run._record.experiment_name}:{run.number} {status}.", err=True)
+
+
+# --- runs cancel / runs fail ---
+
+FAILED_BY_HAND_CODE = "FailedByUser"
+
+
+@runs_group.command("cancel")
+@click.argument("run_ref", metavar="RUN")
+@workspace_option
+def cancel_run(workspace: Workspace, run_ref: str) -> None:
+    """End a run (an id or EXPERIMENT:NUMBER) as Canceled; a job's processes are stopped."""
+    run = _open_run(workspace, run_ref)
+    run.cancel()
+    _report_end(run, RunStatus.CANCELED)
+
+
+@runs_group.command("fail")
+@click.argument("run_ref", metavar="RUN")
+@click.option("--message", "-m", metavar="M", default=None, help="The error to record (default: that it was failed by hand).")
+@workspace_option
+def fail_run(workspace: Workspace, run_ref: str, message: str | None) -> None:
+    """End a run (an id or EXPERIMENT:NUMBER) as Failed, e.g. one whose process is gone."""
+    run = _open_run(workspace, run_ref)
+    text = message if message and message.strip() else "Marked Failed by hand (runhistory runs fail)."
+    run.fail(text, error_code=FAILED_BY_HAND_CODE)
+    _report_end(run, RunStatus.FAILED)
+
+
+def _open_run(workspace: Workspace, run_ref: str) -> Run:
+    """The run to end; RunFinishedError when it has ended already."""
+    run = resolve_run(workspace, run_ref)
+    if run._record.status in RunStatus.TERMINAL:
+        raise RunFinishedError(_already_ended(run))
+    return run
+
+
+def _report_end(run: Run, wanted: str) -> None:
+    status = run._record.status
+    if status not in (wanted, RunStatus.CANCEL_REQUESTED):  # it ended some other way meanwhile
+        raise RunFinishedError(_already_ended(run))
+    click.echo(f"Run {run._record.experiment_name}:{run.number} ({run.id}) is {status}.")
+
+
+def _already_ended(run: Run) -> str:
+    record = run._record
+    return (
+        f"Run {record.experiment_name}:{record.number} ({record.id}) has already ended: it is {record.status} "
+        f"since {format_time(record.end_time) or 'an unknown time'}; nothing was changed."
+    )
 
 
 # --- runs show ---

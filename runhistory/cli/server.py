@@ -6,10 +6,14 @@ import ipaddress
 import socket
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from runhistory.errors import RunHistoryError
+
+if TYPE_CHECKING:
+    from runhistory.server.auth import TokenStore
 
 STORE_HELP = "The run-history store to serve: a folder, sqlite:///FILE or postgresql://..."
 
@@ -37,9 +41,33 @@ def _open_store(store_uri: str):
 @click.option("--artifacts", "artifact_uri", metavar="URI", help="Where run files go: a folder or s3://bucket/prefix (default: beside the store).")
 @click.option("--host", default="127.0.0.1", show_default=True, help="The address to listen on (beyond loopback only with tokens).")
 @click.option("--port", default=5100, show_default=True, type=int, help="The port (0: a free one, printed).")
+@click.option(
+    "--require-tokens",
+    is_flag=True,
+    envvar="RUNHISTORY_SERVER_REQUIRE_TOKENS",
+    help="Every request but /api/v1/health needs an active token, also on loopback and before one exists.",
+)
 @click.pass_context
-def server_group(ctx: click.Context, store_uri: str | None, artifact_uri: str | None, host: str, port: int) -> None:
-    """Serve a run history and its files over HTTP (REST API, OpenAPI schema at /docs)."""
+def server_group(
+    ctx: click.Context, store_uri: str | None, artifact_uri: str | None, host: str, port: int, require_tokens: bool
+) -> None:
+    """Serve a run history and its files over HTTP (REST API, OpenAPI schema at /docs).
+
+    \b
+    Tokens: every request but /api/v1/health needs an active token (`runhistory server
+    token create`) when --require-tokens is given, or once the store has ever had a token,
+    active or revoked: revoking the last token closes the server (401 to all) rather than
+    opening it. A store that never had one is served without tokens on loopback only.
+    \b
+    Limits (environment variables of the server, defaults in brackets):
+    RUNHISTORY_SERVER_MAX_REQUEST [64 MiB] a request body, however it is framed;
+    RUNHISTORY_SERVER_MAX_BATCH [256 MiB] a metric batch, decompressed;
+    RUNHISTORY_SERVER_MAX_FILE [8 GiB] one uploaded file;
+    RUNHISTORY_SERVER_HEADER_TIMEOUT [10 s] to send complete request headers;
+    RUNHISTORY_SERVER_BODY_TIMEOUT [30 s] of silence in the middle of a body;
+    RUNHISTORY_SERVER_MAX_CONNECTIONS [1000] open connections (past it the oldest ones
+    still waiting for headers are closed).
+    """
     if ctx.invoked_subcommand is not None:
         return
     if not store_uri:
@@ -50,8 +78,10 @@ def server_group(ctx: click.Context, store_uri: str | None, artifact_uri: str | 
     from runhistory.backends import default_artifact_uri
     from runhistory.server.app import create_app
     from runhistory.server.auth import TokenStore
+    from runhistory.server.connections import ConnectionLimits, guarded_protocol
     from runhistory.store.sql.engine import redact_uri
 
+    limits = ConnectionLimits.from_environment().fitted_to_open_files()
     uri, store = _open_store(store_uri)
     if not artifact_uri:
         artifact_uri = default_artifact_uri(uri)
@@ -59,7 +89,8 @@ def server_group(ctx: click.Context, store_uri: str | None, artifact_uri: str | 
         artifact_uri = str(Path(artifact_uri).expanduser().resolve())
     artifacts = open_artifact_store(artifact_uri)
     artifacts.verify()  # refuse to start on an unusable store rather than fail each request
-    if not _is_loopback(host) and not TokenStore(store).any_active():
+    tokens = TokenStore(store, require=require_tokens)
+    if not tokens.required() and not _is_loopback(host):
         raise RunHistoryError(
             f"Refusing to listen on {host}, beyond loopback, without API tokens: anyone could read and write "
             f"the run history. Create one first: runhistory server token create NAME --store {store_uri}"
@@ -75,9 +106,29 @@ def server_group(ctx: click.Context, store_uri: str | None, artifact_uri: str | 
     bound_port = sock.getsockname()[1]
     shown = f"[{host}]" if ":" in host else host
     click.echo(f"runhistory server on http://{shown}:{bound_port} (store {redact_uri(uri)}, artifacts {artifacts.uri})", err=False)
+    click.echo(_token_state(tokens, require_tokens, store_uri))
     sys.stdout.flush()
-    config = uvicorn.Config(create_app(store, artifacts), log_level="warning", access_log=False, timeout_keep_alive=30)
+    config = uvicorn.Config(
+        create_app(store, artifacts, require_tokens=require_tokens),
+        http=guarded_protocol(limits),
+        log_level="warning",
+        access_log=False,
+        timeout_keep_alive=30,
+    )
     uvicorn.Server(config).run(sockets=[sock])
+
+
+def _token_state(tokens: TokenStore, forced: bool, store_uri: str) -> str:
+    """One line at start-up: whether requests need a token, and what to do when none is active."""
+    if not tokens.required():
+        return "Tokens: none (this store never had one); every request on loopback is accepted."
+    why = "--require-tokens" if forced else "this store has had tokens"
+    if tokens.any_active():
+        return f"Tokens: required ({why})."
+    return (
+        f"Tokens: required ({why}) but none is active: every request but /api/v1/health gets 401 until you "
+        f"create one: runhistory server token create NAME --store {store_uri}"
+    )
 
 
 @server_group.group("token")

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import signal
-import threading
+import time
 from pathlib import Path
+from typing import Iterator
 
 import click
+from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from runhistory.cli.common import make_console, workspace_option
@@ -66,7 +69,7 @@ def export_command(
 @click.option("--logdir", type=click.Path(path_type=Path), help="Serve this folder (runs named are copied into it).")
 @click.option("--port", "-p", type=int, default=6006, show_default=True, help="0 picks a free port.")
 @click.option("--host", default="127.0.0.1", show_default=True)
-@workspace_option
+@workspace_option(only_if=("run_refs", "experiment_name"))
 def tensorboard_command(
     run_refs: tuple[str, ...],
     experiment_name: str | None,
@@ -80,25 +83,47 @@ def tensorboard_command(
     if not runs and logdir is None:
         raise click.UsageError("Name runs, an experiment with --experiment, or a folder with --logdir.")
     console = make_console()
-    with console.status("Starting TensorBoard..."):
+    with _stopped_by_signals():
         board = Tensorboard(runs, local_root=logdir, port=port, host=host)
-        url = board.start()
-    console.print(f"TensorBoard at {url} (Ctrl-C to stop)")
+        try:
+            with console.status("Starting TensorBoard..."):
+                url = board.start()
+            console.print(f"TensorBoard at {url} (Ctrl-C to stop)")
+            _wait_for_interrupt()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            board.stop()
+        _say(console, "TensorBoard stopped.")
+
+
+@contextlib.contextmanager
+def _stopped_by_signals() -> Iterator[None]:
+    """Make SIGTERM and SIGHUP (the terminal closed) stop as Ctrl-C does, also while starting."""
+
+    def stop(signum: int, _frame: object) -> None:
+        for handled_signum in handled:  # once: a second signal must not cut the cleanup short
+            signal.signal(handled_signum, signal.SIG_IGN)
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    handled = [signal.SIGTERM] + ([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])
+    previous = {signum: signal.signal(signum, stop) for signum in handled}
     try:
-        _wait_for_interrupt()
+        yield
     finally:
-        board.stop()
-        console.print("TensorBoard stopped.")
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def _wait_for_interrupt() -> None:
-    """Block until Ctrl-C or SIGTERM."""
-    stopped = threading.Event()
-    previous = signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+    """Block until Ctrl-C or a stopping signal."""
+    while True:
+        time.sleep(0.5)
+
+
+def _say(console: Console, text: str) -> None:
+    """Print, unless the terminal is gone (after SIGHUP)."""
     try:
-        while not stopped.wait(0.5):
-            pass
-    except KeyboardInterrupt:
+        console.print(text)
+    except OSError:
         pass
-    finally:
-        signal.signal(signal.SIGTERM, previous)

@@ -59,7 +59,9 @@ class ComputeTarget(abc.ABC):
     """A registered compute target. ``ComputeTarget(ws, name)`` gets one (of its own kind's class);
     ``ComputeTarget.create(ws, name, config)`` registers one; ``"local"`` always exists."""
 
-    kind: ClassVar[str] = ""
+    kind: ClassVar[str] = ""  # runhistory's name for the kind: how the workspace registers it
+    # azureml's name for the kind of target (``ws.compute_targets[name].type == "AmlCompute"``).
+    type: ClassVar[str] = ""
     _kinds: ClassVar[dict[str, type["ComputeTarget"]]] = {}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -129,6 +131,11 @@ class ComputeTarget(abc.ABC):
     def max_concurrent_runs(self) -> int | None:
         """How many of its jobs may run at once (None: no limit); the others wait Queued."""
         return self._record.config.get("max_concurrent_runs")
+
+    @property
+    def keep_working_folders(self) -> bool:
+        """Whether a job's working folder stays after the job ends (default: it is removed)."""
+        return bool(self._record.config.get("keep_working_folders", False))
 
     @property
     def provisioning_state(self) -> str:

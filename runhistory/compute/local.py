@@ -21,34 +21,54 @@ SUPERVISOR_OUTPUT = "supervisor.log"
 
 @dataclass(frozen=True)
 class LocalComputeConfiguration(ProvisioningConfiguration):
-    """Settings of a local target: how many jobs at once, and where their working folders go."""
+    """Settings of a local target: how many jobs at once, where their working folders go, and
+    whether those stay after their job ends."""
 
     kind: ClassVar[str] = "local"
     max_concurrent_runs: int | None = None
     working_directory: str | None = None
+    keep_working_folders: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """The settings as the workspace stores them."""
-        return {"max_concurrent_runs": self.max_concurrent_runs, "working_directory": self.working_directory}
+        return {
+            "max_concurrent_runs": self.max_concurrent_runs,
+            "working_directory": self.working_directory,
+            "keep_working_folders": self.keep_working_folders,
+        }
 
 
 class LocalCompute(ComputeTarget):
     """Runs jobs on this machine. Each job gets a folder of its own under ``working_directory``
-    (default: ``<temp>/runhistory-jobs``), named by its run id; a Completed job's folder is removed."""
+    (default: ``<temp>/runhistory-jobs``), named by its run id; it is removed when the job ends
+    (Completed, Failed or Canceled, also when its supervisor was killed), unless the target
+    was created with ``keep_working_folders=True`` (to look at what a job left, say).
+
+    ``type`` is ``"AmlCompute"``: a local target plays the part azureml's training cluster
+    plays in the code that ports here (it is what jobs are submitted to, created with
+    ``provisioning_configuration``, awaited with ``wait_for_completion``), so that azureml's
+    notebooks, which test ``ws.compute_targets[name].type == "AmlCompute"`` to reuse a
+    registered cluster, take the same branch here. ``kind`` (``"local"``) says what it is.
+    """
 
     kind: ClassVar[str] = "local"
+    type: ClassVar[str] = "AmlCompute"
 
     @staticmethod
     def provisioning_configuration(
-        max_concurrent_runs: int | None = None, working_directory: str | None = None
+        max_concurrent_runs: int | None = None,
+        working_directory: str | None = None,
+        keep_working_folders: bool = False,
     ) -> LocalComputeConfiguration:
         """The configuration ``ComputeTarget.create`` registers; ``max_concurrent_runs=None`` means no limit."""
         if max_concurrent_runs is not None and (
             isinstance(max_concurrent_runs, bool) or not isinstance(max_concurrent_runs, int) or max_concurrent_runs < 1
         ):
             raise JobConfigError(f"max_concurrent_runs must be a positive integer or None, got {max_concurrent_runs!r}.")
+        if not isinstance(keep_working_folders, bool):
+            raise JobConfigError(f"keep_working_folders must be True or False, got {keep_working_folders!r}.")
         folder = None if working_directory is None else str(Path(working_directory).expanduser().resolve())
-        return LocalComputeConfiguration(max_concurrent_runs, folder)
+        return LocalComputeConfiguration(max_concurrent_runs, folder, keep_working_folders)
 
     @property
     def jobs_directory(self) -> Path:

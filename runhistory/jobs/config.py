@@ -42,21 +42,40 @@ _AZURE_ENVIRONMENT_KEYWORDS = frozenset(
 class ScriptRunConfig:
     """A Python script of a source folder, its arguments, and the compute target to run it on.
 
+    The parameters are azureml's, in azureml's order, so that positional calls port:
     ``source_directory`` is snapshotted into the run's files when submitted (honouring
     ``.gitignore`` and ``.runhistoryignore``); ``script`` is a path inside it. ``arguments``
     are strings or numbers. ``environment`` is a mapping of extra environment variables
-    for the script. ``max_run_duration_seconds`` fails a job that runs longer.
+    for the script. ``max_run_duration_seconds`` fails a job that runs longer. azureml's
+    ``run_config``, ``distributed_job_config``, ``resume_from``, ``command`` and
+    ``docker_runtime_config`` have no counterpart here and must stay None;
+    ``_telemetry_values`` is ignored.
     """
 
     def __init__(
         self,
         source_directory: str | os.PathLike,
-        script: str | os.PathLike,
+        script: str | os.PathLike | None = None,
         arguments: Sequence[Any] | None = None,
+        run_config: Any = None,
+        _telemetry_values: Any = None,
         compute_target: "str | ComputeTarget" = LOCAL_TARGET,
         environment: Mapping[str, str] | None = None,
+        distributed_job_config: Any = None,
+        resume_from: Any = None,
         max_run_duration_seconds: float | None = None,
+        command: Any = None,
+        docker_runtime_config: Any = None,
     ) -> None:
+        _refuse_unsupported(
+            run_config=run_config,
+            distributed_job_config=distributed_job_config,
+            resume_from=resume_from,
+            command=command,
+            docker_runtime_config=docker_runtime_config,
+        )
+        if script is None:
+            raise JobConfigError(f"ScriptRunConfig needs script: the path of the Python file of {source_directory} to run.")
         self.source_directory = _source_directory(source_directory)
         self.script = _script_in(self.source_directory, script)
         self.arguments = _arguments(arguments, self.script)
@@ -111,6 +130,15 @@ class Estimator(ScriptRunConfig):
             compute_target=LOCAL_TARGET if compute_target is None else compute_target,
             environment=environment_variables,
             max_run_duration_seconds=max_run_duration_seconds,
+        )
+
+
+def _refuse_unsupported(**options: Any) -> None:
+    given = sorted(name for name, value in options.items() if value is not None)
+    if given:
+        raise JobConfigError(
+            f"ScriptRunConfig does not support azureml's {', '.join(given)}: a runhistory job runs script "
+            f"with arguments on compute_target, in this Python environment; leave them out."
         )
 
 

@@ -24,6 +24,7 @@ class JobSpec:
     max_concurrent_runs: int | None = None
     max_run_duration_seconds: float | None = None
     environment_variables: dict[str, str] = field(default_factory=dict)
+    keep_working_folder: bool = False  # the target keeps job folders after the job ends (to debug)
 
     def to_json(self) -> bytes:
         """The spec as UTF-8 JSON."""
@@ -33,4 +34,5 @@ class JobSpec:
     def from_json(cls, data: bytes) -> "JobSpec":
         """The spec written by :meth:`to_json`."""
         fields: dict[str, Any] = json.loads(data)
-        return cls(**fields)
+        known = {name: value for name, value in fields.items() if name in cls.__dataclass_fields__}
+        return cls(**known)  # a field written by a newer runhistory is not this one's business

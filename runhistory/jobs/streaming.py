@@ -9,6 +9,7 @@ bytes (a job's stdout and stderr) and appends them to one of the run's files on 
 from __future__ import annotations
 
 import os
+import select
 import threading
 from collections import deque
 from pathlib import Path
@@ -136,17 +137,37 @@ class Writer(Protocol):
     def write(self, data: bytes) -> object: ...
 
 
+PARTIAL_LINE_WAIT_S = 0.1
+
+
 def start_pump(pipe: IO[bytes], *writers: Writer) -> threading.Thread:
-    """Copy ``pipe`` into every writer, chunk by chunk as it comes, until end of file."""
+    """Copy ``pipe`` into every writer as it comes, whole lines at a time where it can: a line
+    begun waits up to ``PARTIAL_LINE_WAIT_S`` for its end, so that the pieces of one ``print``
+    (written one by one when unbuffered) are not split by a line of another pipe."""
+
+    def emit(data: bytes) -> None:
+        if data:
+            for writer in writers:
+                writer.write(data)
 
     def pump() -> None:
         fd = pipe.fileno()
+        partial = b""
         while True:
+            if partial and not select.select([fd], [], [], PARTIAL_LINE_WAIT_S)[0]:
+                emit(partial)  # a prompt or a progress bar: show it without its line's end
+                partial = b""
+                continue
             data = os.read(fd, 65536)
             if not data:
                 break
-            for writer in writers:
-                writer.write(data)
+            partial += data
+            cut = max(partial.rfind(b"\n"), partial.rfind(b"\r")) + 1
+            if cut or len(partial) >= 65536:
+                cut = cut or len(partial)
+                emit(partial[:cut])
+                partial = partial[cut:]
+        emit(partial)
         pipe.close()
 
     thread = threading.Thread(target=pump, name="runhistory-pump", daemon=True)

@@ -1,8 +1,15 @@
-"""``Experiment.submit``: snapshot, create the job run (Queued), start it on its compute target."""
+"""``Experiment.submit``: snapshot, create the job run (Queued), start it on its compute target.
+
+The submitter heartbeats the run while it uploads the snapshot (so that a submitter killed
+meanwhile leaves a run that readers see end, not one Queued forever), and starts the job
+only if no cancel was requested meanwhile: a job canceled while its snapshot uploads ends
+Canceled without its script ever starting.
+"""
 
 from __future__ import annotations
 
 import io
+import threading
 from typing import TYPE_CHECKING, Any, Mapping
 
 from runhistory.compute.base import ComputeTarget
@@ -12,6 +19,7 @@ from runhistory.jobs.snapshot import collect_snapshot, upload_snapshot
 from runhistory.jobs.spec import JOB_SPEC_FILE, JobSpec
 from runhistory.metrics import validate_name
 from runhistory.run import Run
+from runhistory.status import HEARTBEAT_INTERVAL_S
 from runhistory.store.base import JOB_RUN_TYPE, RunStatus
 
 if TYPE_CHECKING:
@@ -28,21 +36,62 @@ def submit_job(experiment: "Experiment", config: ScriptRunConfig, tags: Mapping[
     config.validate()
     checked_tags = _checked_tags(tags, experiment.name)
     target = resolve_target(experiment.workspace, config.compute_target)
-    snapshot = collect_snapshot(config.source_directory)
+    snapshot = collect_snapshot(config.source_directory, excluded=experiment.workspace.local_folders())
     run = Run._create(
         experiment, display_name=None, parent_id=None, run_type=JOB_RUN_TYPE, status=RunStatus.QUEUED, target=target.name
     )
+    store = experiment.workspace._backends.store
     try:
         if checked_tags:
             run.set_tags(checked_tags)
         artifacts = experiment.workspace._backends.artifacts
-        upload_snapshot(artifacts, run.id, snapshot)
-        artifacts.write(run.id, JOB_SPEC_FILE, io.BytesIO(_spec(config, target).to_json()))
-        target.start(run)
+        with _Heartbeat(store, run.id) as beat:
+            if upload_snapshot(artifacts, run.id, snapshot, stop=beat.ended):
+                artifacts.write(run.id, JOB_SPEC_FILE, io.BytesIO(_spec(config, target).to_json()))
+            status = store.heartbeat(run.id)
+            if status != RunStatus.CANCEL_REQUESTED and status not in RunStatus.TERMINAL:
+                target.start(run)
     except BaseException as exc:
         run.fail(exc, error_code="SubmissionFailed")
         raise
+    if status == RunStatus.CANCEL_REQUESTED:
+        store.set_status(run.id, RunStatus.CANCELED)
+    run._refresh()
     return run
+
+
+class _Heartbeat:
+    """Heartbeats a job run from a thread while the submitter works on it; tells whether a
+    cancel was requested (or the run ended) meanwhile."""
+
+    def __init__(self, store: Any, run_id: str) -> None:
+        self._store = store
+        self._run_id = run_id
+        self._done = threading.Event()
+        self._ended = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="runhistory-submit-heartbeat", daemon=True)
+
+    def ended(self) -> bool:
+        """Whether the run was canceled (or ended) since the upload began."""
+        return self._ended.is_set()
+
+    def _loop(self) -> None:
+        while not self._done.wait(HEARTBEAT_INTERVAL_S):
+            try:
+                status = self._store.heartbeat(self._run_id)
+            except Exception:  # noqa: BLE001 - a busy store: the next beat may pass
+                continue
+            if status == RunStatus.CANCEL_REQUESTED or status in RunStatus.TERMINAL:
+                self._ended.set()
+
+    def __enter__(self) -> "_Heartbeat":
+        self._store.heartbeat(self._run_id)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._done.set()
+        self._thread.join()
 
 
 def resolve_target(workspace: "Workspace", target: "str | ComputeTarget") -> ComputeTarget:
@@ -65,6 +114,7 @@ def _spec(config: ScriptRunConfig, target: ComputeTarget) -> JobSpec:
         max_concurrent_runs=target.max_concurrent_runs,
         max_run_duration_seconds=config.max_run_duration_seconds,
         environment_variables=dict(config.environment),
+        keep_working_folder=target.keep_working_folders,
     )
 
 

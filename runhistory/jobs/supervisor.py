@@ -2,20 +2,25 @@
 
 It needs nothing but ``$RUNHISTORY_TRACKING_URI`` and ``$RUNHISTORY_ARTIFACT_URI`` and a
 working folder of its own (its current folder), so any compute target can start it
-anywhere. It writes the run's snapshot into ``work/``, runs the script there with the
-run's identity in its environment, and while the script runs:
+anywhere. It writes the run's snapshot into ``work/`` (every name of the listing checked to
+stay inside it first), runs the script there with the run's identity in its environment,
+and while the script runs:
 
 - streams ``work/logs`` into the run's files ``logs/`` and the script's stdout and
   stderr into ``system_logs/driver.log``, every ``FOLLOW_INTERVAL_S``;
 - heartbeats every ``HEARTBEAT_INTERVAL_S`` (readers fail a job whose heartbeat stops),
-  and ends the script's process group when the run is canceled or runs too long.
+  and ends the script's whole process tree when the run is canceled (CancelRequested) or
+  runs too long. A watchdog process ends that tree if the supervisor itself is killed
+  (see :mod:`runhistory.jobs.process`).
 
-At the end it uploads ``work/outputs`` to ``outputs/`` and sets the run Completed, or
-Failed with the exit code and the tail of stderr.
+Right before the script starts, the run moves to Starting unless a cancel was requested:
+a job canceled while Queued or while its snapshot uploaded never starts its script. At the
+end it uploads ``work/outputs`` to ``outputs/`` and sets the run Completed, Failed with the
+exit code and the tail of stderr, or Canceled once the script's processes are all gone;
+then its working folder is removed, unless the target keeps working folders.
 
-To start the script as early as possible, the run-history store (slow to import and
-open) is opened only after the script has started, unless the target limits how many
-jobs run at once: then the job must first claim a slot.
+The run-history store (slow to import and open) is opened by the heartbeat thread while
+the main thread downloads the snapshot.
 """
 
 from __future__ import annotations
@@ -34,7 +39,14 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from runhistory.artifacts import open_artifact_store
 from runhistory.environment import ENV_ARTIFACT_URI, ENV_RUN_ID, ENV_TRACKING_URI
-from runhistory.jobs.process import describe_exit, end_process_group, kill_leftovers, start_script
+from runhistory.jobs.process import (
+    become_subreaper,
+    describe_exit,
+    end_job_tree,
+    kill_job_tree,
+    reap_orphans,
+    start_script,
+)
 from runhistory.jobs.snapshot import download_snapshot
 from runhistory.jobs.spec import (
     DRIVER_LOG,
@@ -54,7 +66,10 @@ if TYPE_CHECKING:
 FOLLOW_INTERVAL_S = 0.2
 SLOT_POLL_INTERVAL_S = 0.5
 PUMP_JOIN_TIMEOUT_S = 5.0
+WATCHDOG_EXIT_TIMEOUT_S = 5.0
+FIRST_BEAT_WAIT_S = 30.0
 WORK_FOLDER = "work"
+WATCHDOG_MODULE = "runhistory.jobs.watchdog"
 
 
 @dataclass(frozen=True)
@@ -77,46 +92,77 @@ class Supervisor:
         self.artifacts = open_artifact_store(artifact_uri)
         self.log = ArtifactLog(self.artifacts, run_id, SUPERVISOR_LOG)
         self._store: RunStore | None = None
+        self._store_lock = threading.Lock()
+        self._spec: JobSpec | None = None
         self._process: subprocess.Popen | None = None
+        self._watchdog: subprocess.Popen | None = None
         self._stop = threading.Event()
         self._stop_outcome: Outcome | None = None
         self._done = threading.Event()
+        self._first_beat = threading.Event()
 
     # --- the whole job ---
 
     def run(self) -> int:
         """Supervise the job to its end; the exit code of the supervisor process."""
         signal.signal(signal.SIGTERM, self._on_sigterm)
+        become_subreaper()  # the script's orphans stay ours to end (see runhistory.jobs.process)
         try:
             outcome = self._supervise()
         except BaseException as exc:  # noqa: BLE001 - whatever happens, the run must end
             self.note(traceback.format_exc().rstrip())
-            if self._process is not None and self._process.poll() is None:
-                end_process_group(self._process)
+            if self._process is not None:
+                end_job_tree(self._process, self._spared())
             outcome = Outcome(RunStatus.FAILED, _supervisor_error(exc))
         self._finish(outcome)
         return 0
 
     def _supervise(self) -> Outcome:
         self.note(f"Supervisor of run {self.run_id} (pid {os.getpid()}) in {self.folder}")
-        spec = JobSpec.from_json(self.artifacts.read(self.run_id, JOB_SPEC_FILE))
+        # The first beat comes before anything else: the store must open (imports take seconds on
+        # a busy machine) before the run looks lost, and an S3 artifact store's imports would
+        # only compete with it for the interpreter.
+        threading.Thread(target=self._heartbeat_loop, name="runhistory-heartbeat", daemon=True).start()
+        self._first_beat.wait(FIRST_BEAT_WAIT_S)
+        spec = self._spec = JobSpec.from_json(self.artifacts.read(self.run_id, JOB_SPEC_FILE))
+        self._watchdog = self._start_watchdog(spec)
         self.work.mkdir(parents=True, exist_ok=True)
         count = download_snapshot(self.artifacts, self.run_id, self.work)
         self.note(f"Snapshot: {count} files")
         if spec.max_concurrent_runs is not None and not self._wait_for_slot(spec):
             return self._stop_outcome or Outcome(None)
+        refused = self._claim_start()
+        if refused is not None:
+            return refused
         return self._run_script(spec)
+
+    def _claim_start(self) -> Outcome | None:
+        """Move the run to Starting right before its script starts: None when it may start, else
+        how the job ends (a cancel requested until now means the script never starts)."""
+        if self._stop.is_set():
+            return self._stop_outcome
+        status = self.store.heartbeat(self.run_id)
+        if status not in RunStatus.TERMINAL and status != RunStatus.CANCEL_REQUESTED:
+            # The store never moves a CancelRequested run back (a cancel that came since wins).
+            status = self.store.set_status(self.run_id, RunStatus.STARTING).status
+        if status == RunStatus.CANCEL_REQUESTED:
+            self.note("Canceled before the script started")
+            return Outcome(RunStatus.CANCELED)
+        if status in RunStatus.TERMINAL:
+            self.note(f"The run was set {status} before the script started")
+            return Outcome(None)
+        return self._stop_outcome if self._stop.is_set() else None
 
     def _run_script(self, spec: JobSpec) -> Outcome:
         """Run the script to its end, streaming its files and output, and say how it ended."""
         started, started_at = time.monotonic(), time.time()
         process = self._process = start_script(spec.script, spec.arguments, self.work, self._script_environment(spec))
+        self._tell_watchdog(f"script {process.pid}")
         self.note(f"Started python {' '.join([spec.script, *spec.arguments])} (pid {process.pid})")
         driver, stderr_tail = ArtifactLog(self.artifacts, self.run_id, DRIVER_LOG), Tail()
         pumps = [start_pump(process.stdout, driver), start_pump(process.stderr, driver, stderr_tail)]
         follower = FolderFollower(self.artifacts, self.run_id, self.work / "logs", LOGS_PREFIX)
-        self.store.set_status(self.run_id, RunStatus.RUNNING, at=started_at)
-        threading.Thread(target=self._heartbeat_loop, name="runhistory-heartbeat", daemon=True).start()
+        self._check_status(self.store.set_status(self.run_id, RunStatus.RUNNING, at=started_at).status)
         ended = self._follow(process, spec, started, lambda: self._sync(follower, driver))
         for pump in pumps:
             pump.join(PUMP_JOIN_TIMEOUT_S)
@@ -127,6 +173,11 @@ class Supervisor:
         return _exit_outcome(spec.script, ended, time.monotonic() - started, stderr_tail.text())
 
     def _finish(self, outcome: Outcome) -> None:
+        """The job's processes have all ended: let the watchdog go, remove the working folder
+        (before the run reads as ended, so that whoever waits for the end finds it gone), end the run."""
+        self._stop_watchdog()
+        if self._spec is None or not self._spec.keep_working_folder:
+            shutil.rmtree(self.folder, ignore_errors=True)
         try:
             if outcome.status is not None:
                 record = self.store.set_status(self.run_id, outcome.status, error=outcome.error)
@@ -135,18 +186,17 @@ class Supervisor:
             self._done.set()
             self._flush_quietly(self.log)
             self._seal_files_quietly()
-        if outcome.status == RunStatus.COMPLETED:
-            shutil.rmtree(self.folder, ignore_errors=True)
 
     # --- the store, opened late ---
 
     @property
     def store(self) -> "RunStore":
         """The run-history store (opened on first use: importing and opening it takes ~0.3 s)."""
-        if self._store is None:
-            from runhistory.backends import open_backends
+        with self._store_lock:  # the heartbeat thread and the main thread both ask for it
+            if self._store is None:
+                from runhistory.backends import open_backends  # slow: only once the job is under way
 
-            self._store = open_backends(self.tracking_uri, self.artifact_uri).store
+                self._store = open_backends(self.tracking_uri, self.artifact_uri).store
         return self._store
 
     def _wait_for_slot(self, spec: JobSpec) -> bool:
@@ -156,7 +206,7 @@ class Supervisor:
         while not self._stop.is_set():
             if self.store.claim_job_slot(self.run_id, spec.target, spec.max_concurrent_runs):
                 return True
-            if self.store.heartbeat(self.run_id) in RunStatus.TERMINAL:
+            if self._check_status(self.store.heartbeat(self.run_id)):
                 return False
             if not told:
                 self.note(f"Queued: {spec.target} runs {spec.max_concurrent_runs} jobs at most; waiting for a slot")
@@ -174,11 +224,21 @@ class Supervisor:
             except Exception as exc:  # noqa: BLE001 - a busy store must not stop the job
                 self.note(f"Heartbeat failed (will retry): {exc}")
                 status = None
-            if status in RunStatus.TERMINAL:
-                self._request_stop(Outcome(None), f"the run was set {status} from outside")
+            self._first_beat.set()
+            if status is not None and self._check_status(status):
                 return
             if self._done.wait(HEARTBEAT_INTERVAL_S):
                 return
+
+    def _check_status(self, status: str) -> bool:
+        """Stop the job when its run was canceled or ended from outside; True when it was."""
+        if status == RunStatus.CANCEL_REQUESTED:
+            self._request_stop(Outcome(RunStatus.CANCELED), "a cancel was requested")
+        elif status in RunStatus.TERMINAL:
+            self._request_stop(Outcome(None), f"the run was set {status} from outside")
+        else:
+            return False
+        return True
 
     # --- while the script runs ---
 
@@ -207,16 +267,18 @@ class Supervisor:
             except subprocess.TimeoutExpired:
                 returncode = None
             sync()
+            reap_orphans({process.pid, *self._spared()})
             if returncode is not None:
-                kill_leftovers(process)
+                kill_job_tree(process, self._spared())  # what the script left running ends with it
                 self.note(f"{spec.script} {describe_exit(returncode)}")
                 return returncode
             if self._stop.is_set():
-                end_process_group(process)
+                end_job_tree(process, self._spared())
+                self.note("The script's processes have all ended")
                 assert self._stop_outcome is not None
                 return self._stop_outcome
             if limit is not None and time.monotonic() - started > limit:
-                end_process_group(process)
+                end_job_tree(process, self._spared())
                 message = f"The job ran longer than max_run_duration_seconds={limit:g} and was stopped."
                 self.note(message)
                 return Outcome(RunStatus.FAILED, {"message": message, "code": "MaxRunDurationExceeded"})
@@ -238,6 +300,44 @@ class Supervisor:
                 self.artifacts.write(self.run_id, OUTPUTS_PREFIX + path.relative_to(outputs).as_posix(), source)
             uploaded += 1
         self.note(f"Uploaded {uploaded} files from ./outputs")
+
+    # --- the watchdog ---
+
+    def _start_watchdog(self, spec: JobSpec) -> subprocess.Popen | None:
+        """Start the process that ends the script's tree (and removes the working folder) if the
+        supervisor dies; None where it cannot start (the job still runs, less guarded)."""
+        command = [sys.executable, "-m", WATCHDOG_MODULE, str(os.getpid())]
+        if not spec.keep_working_folder:
+            command.append(str(self.folder))
+        try:
+            return subprocess.Popen(command, stdin=subprocess.PIPE, start_new_session=True, close_fds=True)
+        except OSError as exc:
+            self.note(f"Could not start the watchdog (a kill -9 of this supervisor may leave processes): {exc}")
+            return None
+
+    def _spared(self) -> list[int]:
+        return [] if self._watchdog is None else [self._watchdog.pid]
+
+    def _tell_watchdog(self, line: str) -> None:
+        if self._watchdog is None or self._watchdog.stdin is None:
+            return
+        try:
+            self._watchdog.stdin.write(line.encode() + b"\n")
+            self._watchdog.stdin.flush()
+        except OSError:  # it died: nothing to tell
+            pass
+
+    def _stop_watchdog(self) -> None:
+        if self._watchdog is None:
+            return
+        self._tell_watchdog("done")
+        try:
+            if self._watchdog.stdin is not None:
+                self._watchdog.stdin.close()
+            self._watchdog.wait(WATCHDOG_EXIT_TIMEOUT_S)
+        except (OSError, subprocess.TimeoutExpired):
+            self._watchdog.kill()
+            self._watchdog.wait()
 
     # --- stopping ---
 

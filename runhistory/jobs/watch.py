@@ -78,12 +78,16 @@ def wait_for_run(
     if show_output:
         print(f"RunId: {run.id}", file=out)
         print(f"Run: {run._record.experiment_name}:{run.number}\n", file=out, flush=True)
+    previous = None
     while True:
         status = run.get_status()
         if reader is not None:
             _write(out, reader, header=True)
-        if status in RunStatus.TERMINAL:
+        if status in RunStatus.TERMINAL:  # NotResponding is not: its process may come back
             break
+        if show_output and status == RunStatus.NOT_RESPONDING != previous:
+            print(f"Run {run.id} is NotResponding (its process stopped heartbeating); still waiting.", file=out, flush=True)
+        previous = status
         if deadline is not None and time.monotonic() > deadline:
             raise WaitTimeoutError(f"Run {run.id} is still {status} after {timeout:g} s of waiting.")
         time.sleep(POLL_INTERVAL_S)

@@ -32,6 +32,31 @@ class TooLargeError(WireError):
     """A message that decompresses to more than the allowed size."""
 
 
+MIN_STEP, MAX_STEP = -(2**63), 2**63 - 1  # what a step travels as (int64); the store may allow less
+
+
+def _text(entry: dict[str, Any], key: str, *, optional: bool = False) -> str:
+    """A string field of a batch entry (never the ``str()`` of something else)."""
+    value = entry.get(key) if optional else entry[key]
+    if optional and value is None:
+        return ""
+    if not isinstance(value, str):
+        raise WireError(f"bad batch entry: {key} must be a string")
+    return value
+
+
+def _label(entry: dict[str, Any]) -> str:
+    """The name of a series for an error message, cut short."""
+    return repr(entry.get("name"))[:80]
+
+
+def _length(entry: dict[str, Any], key: str) -> int:
+    value = entry[key]
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise WireError(f"bad batch entry: {key} must be a count of bytes or points")
+    return value
+
+
 def _pack(header: list[dict[str, Any]], parts: list[bytes]) -> bytes:
     head = json.dumps(header, separators=(",", ":"), allow_nan=True).encode()
     return b"".join([MAGIC, struct.pack("<I", len(head)), head, *parts])
@@ -45,8 +70,8 @@ def _unpack(message: bytes) -> tuple[list[dict[str, Any]], memoryview]:
         header = json.loads(message[8 : 8 + length])
     except ValueError as exc:
         raise WireError(f"bad header: {exc}") from None
-    if not isinstance(header, list):
-        raise WireError("bad header: not a list")
+    if not isinstance(header, list) or not all(isinstance(entry, dict) for entry in header):
+        raise WireError("bad header: not a list of series")
     return header, memoryview(message)[8 + length :]
 
 
@@ -99,13 +124,16 @@ def decode_batches(body: bytes, max_size: int) -> list[MetricBatch]:
     batches, at = [], 0
     try:
         for entry in header:
-            count = int(entry["n"])
-            values_blob = bytes(payload[at : at + entry["values"]])
-            at += entry["values"]
-            steps_blob = bytes(payload[at : at + entry["steps"]])
-            at += entry["steps"]
-            times_blob = bytes(payload[at : at + entry["times"]])
-            at += entry["times"]
+            count = _length(entry, "n")
+            sizes = [_length(entry, "values"), _length(entry, "steps"), _length(entry, "times")]
+            if at + sum(sizes) > len(payload):
+                raise WireError(f"series {_label(entry)}: the payload is shorter than its header says")
+            values_blob = bytes(payload[at : at + sizes[0]])
+            at += sizes[0]
+            steps_blob = bytes(payload[at : at + sizes[1]])
+            at += sizes[1]
+            times_blob = bytes(payload[at : at + sizes[2]])
+            at += sizes[2]
             values = codec.decode_values(entry["enc"], values_blob)
             if entry["step_mode"] == "none":
                 steps: list[int | None] = [None] * count
@@ -115,21 +143,25 @@ def decode_batches(body: bytes, max_size: int) -> list[MetricBatch]:
                 steps = json.loads(steps_blob)
             times = codec.decode_times(times_blob).tolist()
             if not (len(values) == len(steps) == len(times) == count):
-                raise WireError(f"series {entry.get('name')!r}: values, steps and times differ in length")
-            if any(step is not None and not isinstance(step, int) for step in steps):
-                raise WireError(f"series {entry.get('name')!r}: steps must be integers")
+                raise WireError(f"series {_label(entry)}: values, steps and times differ in length")
+            if not isinstance(values, list) or not isinstance(steps, list):
+                raise WireError(f"series {_label(entry)}: values and steps must be lists")
+            if any(step is not None and (isinstance(step, bool) or not isinstance(step, int)) for step in steps):
+                raise WireError(f"series {_label(entry)}: steps must be integers")
+            if any(step is not None and not MIN_STEP <= step <= MAX_STEP for step in steps):
+                raise WireError(f"series {_label(entry)}: a step is out of range (steps are 64-bit integers)")
             batches.append(
                 MetricBatch(
-                    str(entry["run_id"]),
-                    str(entry["name"]),
-                    str(entry["kind"]),
+                    _text(entry, "run_id"),
+                    _text(entry, "name"),
+                    _text(entry, "kind"),
                     values,
                     steps,
                     times,
-                    str(entry.get("description") or ""),
+                    _text(entry, "description", optional=True),
                 )
             )
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, RecursionError) as exc:
         if isinstance(exc, WireError):
             raise
         raise WireError(f"bad batch entry: {exc}") from None

@@ -53,7 +53,26 @@ class RunRecord:
     run_type: str
     error: dict[str, Any] | None = None
     target: str | None = None  # the compute target of a job run
-    heartbeat_time: float | None = None  # the last heartbeat of a job's supervisor
+    heartbeat_time: float | None = None  # the last heartbeat of a job's supervisor or of the run's owner
+    # The process that started an interactive or child run (None for jobs and older runs).
+    owner_host: str | None = None
+    owner_machine: str | None = None
+    owner_pid: int | None = None
+    owner_start_time: float | None = None
+
+
+@dataclass(frozen=True)
+class RunOwner:
+    """The process that started a run and heartbeats it until it ends (see :mod:`runhistory.liveness`).
+
+    ``host`` is the host name; ``machine`` tells machines (and PID namespaces) that share a host
+    name apart; ``pid`` and ``start_time`` (the process's creation time) identify the process.
+    """
+
+    host: str
+    machine: str | None
+    pid: int
+    start_time: float
 
 
 @dataclass(frozen=True)
@@ -147,15 +166,22 @@ class RunStore(abc.ABC):
         status: str = RunStatus.RUNNING,
         run_type: str = "interactive",
         target: str | None = None,
+        owner: RunOwner | None = None,
     ) -> RunRecord:
-        """A new run with the next number of its experiment (a job run names its compute ``target``)."""
+        """A new run with the next number of its experiment (a job run names its compute ``target``).
+
+        ``owner`` is the process that started an interactive or child run: a reader marks the run
+        Failed once that process is gone (same machine) or NotResponding once it stops heartbeating.
+        """
 
     @abc.abstractmethod
     def get_run(self, run_id: str) -> RunRecord | None:
         """The run with this id, or None.
 
         A job run whose supervisor stopped heartbeating (see ``HEARTBEAT_TIMEOUT_S``) is
-        marked Failed when read, here and in :meth:`list_runs`.
+        marked Failed when read, here and in :meth:`list_runs`; a run with an ``owner`` is
+        marked Failed when its owner process is known to be gone, NotResponding while its
+        heartbeat is silent, and Running again when it beats again.
         """
 
     @abc.abstractmethod
@@ -185,7 +211,8 @@ class RunStore(abc.ABC):
     # jobs
     @abc.abstractmethod
     def heartbeat(self, run_id: str) -> str:
-        """Record that the supervisor of a job run is alive; returns the run's status."""
+        """Record that the supervisor of a job run (or the owner of a run) is alive; returns the
+        run's status. A NotResponding run is Running again."""
 
     @abc.abstractmethod
     def claim_job_slot(self, run_id: str, target: str, max_concurrent: int) -> bool:

@@ -18,9 +18,10 @@ JSON = "json"
 
 
 def encode_values(values: Sequence[Any]) -> tuple[str, bytes]:
-    """Pack values as int64, float64 or JSON, whichever holds them exactly."""
+    """Pack values as int64, float64 or JSON, whichever holds them exactly (``values`` may
+    already be an int64 or float64 array: the store's check leaves numbers so)."""
     try:
-        array = np.asarray(values)
+        array = values if isinstance(values, np.ndarray) else np.asarray(values)
     except (ValueError, OverflowError):
         array = None
     if array is not None and array.ndim == 1:
@@ -28,7 +29,8 @@ def encode_values(values: Sequence[Any]) -> tuple[str, bytes]:
             return INT64, array.astype("<i8", copy=False).tobytes()
         if array.dtype == np.float64:
             return FLOAT64, array.astype("<f8", copy=False).tobytes()
-    return JSON, json.dumps(list(values), allow_nan=True, separators=(",", ":")).encode()
+    listed = values.tolist() if isinstance(values, np.ndarray) else list(values)
+    return JSON, json.dumps(listed, allow_nan=True, separators=(",", ":")).encode()
 
 
 def decode_values(encoding: str, blob: bytes) -> list[Any]:
@@ -40,8 +42,10 @@ def decode_values(encoding: str, blob: bytes) -> list[Any]:
     return json.loads(blob)
 
 
-def resolve_steps(steps: list[int | None] | tuple[int | None, ...], first_index: int) -> np.ndarray:
+def resolve_steps(steps: Sequence[int | None] | np.ndarray, first_index: int) -> np.ndarray:
     """Steps as int64, a missing step (None) replaced by the point's index in the series."""
+    if isinstance(steps, np.ndarray):
+        return steps.astype(np.int64, copy=False)
     count = len(steps)
     if steps.count(None) == count:
         return np.arange(first_index, first_index + count, dtype=np.int64)
@@ -79,6 +83,8 @@ def decode_times(blob: bytes) -> np.ndarray:
 
 def encode_json_value(value: Any) -> str:
     """One value as JSON text, NaN and infinities included."""
+    if isinstance(value, np.generic):  # an element of a checked batch's array
+        value = value.item()
     return json.dumps(value, allow_nan=True)
 
 

@@ -27,7 +27,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import httpx
 
-from runhistory import errors
+from runhistory import errors, validation
 from runhistory.store.base import (
     ComputeTargetRecord,
     ExperimentRecord,
@@ -35,6 +35,7 @@ from runhistory.store.base import (
     MetricSeries,
     MetricSummary,
     RunFilter,
+    RunOwner,
     RunRecord,
     RunStatus,
     RunStore,
@@ -45,6 +46,7 @@ API = "/api/v1"
 BATCH_ID_HEADER = "X-Runhistory-Batch-Id"
 ENV_TOKEN = "RUNHISTORY_TOKEN"
 MAX_POINTS_PER_REQUEST = 1_000_000
+MAX_BYTES_PER_REQUEST = 32 << 20  # JSON-encoded values per request: half the server's default 64 MiB limit
 _RETRYABLE_STATUS = {502, 503, 504}
 
 
@@ -147,7 +149,7 @@ class HttpClient:
             except Retry as exc:
                 sent = not isinstance(exc.__cause__, (httpx.ConnectError, httpx.ConnectTimeout))
                 if (sent and not idempotent) or time.monotonic() + delay > deadline:
-                    raise errors.RunHistoryError(f"{exc}") from None
+                    raise errors.StoreUnavailableError(f"{exc}") from None  # may pass: not a refusal
                 time.sleep(delay)
                 delay = min(delay * 2, 2.0)
 
@@ -190,7 +192,7 @@ class RemoteRunStore(RunStore):
         self.uri = self.http.url
         self._known: dict[str, RunRecord] = {}
         self._send_lock = threading.RLock()
-        self.spool = Spool(self.uri, self._send_spooled)
+        self.spool = Spool(self.uri, self._send_spooled, split=split_metrics_record)
         _live_stores.add(self)
 
     @property
@@ -220,6 +222,7 @@ class RemoteRunStore(RunStore):
         status: str = RunStatus.RUNNING,
         run_type: str = "interactive",
         target: str | None = None,
+        owner: RunOwner | None = None,
     ) -> RunRecord:
         body = {
             "experiment_id": experiment_id,
@@ -229,6 +232,8 @@ class RemoteRunStore(RunStore):
             "run_type": run_type,
             "target": target,
         }
+        if owner is not None:  # only then: a server older than the owner columns still takes the run
+            body["owner"] = dataclasses.asdict(owner)
         return self._remember(_run(self.http.json("POST", "/runs", json=body, idempotent=False)))
 
     def _remember(self, record: RunRecord) -> RunRecord:
@@ -263,6 +268,9 @@ class RemoteRunStore(RunStore):
         at: float | None = None,
     ) -> RunRecord:
         at = time.time() if at is None else at  # the change happened now, even if it is sent later
+        validation.validate_status(status)  # what the server would refuse never enters the spool
+        validation.validate_error(error, run_id)
+        validation.validate_wall_time(at, f"time of the status change of run {run_id}")
         body = {"status": status, "error": error, "only_if_not_terminal": only_if_not_terminal, "at": at}
         payload = json.dumps({"run_id": run_id, **body}).encode()
         with self._send_lock:
@@ -324,13 +332,15 @@ class RemoteRunStore(RunStore):
 
     # tags and properties
     def set_tags(self, run_id: str, tags: Mapping[str, str | None]) -> None:
-        self.send_or_spool(request_record("PATCH", f"/runs/{_quote(run_id)}/tags", body=dict(tags)))
+        checked = validation.validate_key_values(tags, "tag", f"run {run_id}", allow_none=True)
+        self.send_or_spool(request_record("PATCH", f"/runs/{_quote(run_id)}/tags", body=checked))
 
     def get_tags(self, run_id: str) -> dict[str, str | None]:
         return self.http.json("GET", f"/runs/{_quote(run_id)}/tags")
 
     def add_properties(self, run_id: str, properties: Mapping[str, str]) -> None:
-        self.send_or_spool(request_record("PATCH", f"/runs/{_quote(run_id)}/properties", body=dict(properties)))
+        checked = validation.validate_key_values(properties, "property", f"run {run_id}")
+        self.send_or_spool(request_record("PATCH", f"/runs/{_quote(run_id)}/properties", body=checked))
 
     def get_properties(self, run_id: str) -> dict[str, str]:
         return self.http.json("GET", f"/runs/{_quote(run_id)}/properties")
@@ -339,8 +349,12 @@ class RemoteRunStore(RunStore):
     def append_metrics(self, batches: Iterable[MetricBatch], batch_id: str | None = None) -> None:
         from runhistory.server.wire import encode_batches
 
+        batches = list(batches)
+        for batch in batches:  # what the server would refuse never enters the spool
+            if len(batch.values):
+                validation.check_metric_batch(batch)
         batch_id = batch_id or uuid.uuid4().hex
-        groups = list(_split(list(batches)))
+        groups = list(_split(batches))
         for index, group in enumerate(groups):
             ident = batch_id if len(groups) == 1 else f"{batch_id}.{index}"
             self.send_or_spool(SpoolRecord(METRICS, ident, encode_batches(group)))
@@ -408,6 +422,17 @@ def spooled_request(record: SpoolRecord) -> tuple[str, str, dict[str, Any]]:
     raise errors.RunHistoryError(f"Unknown spool record type {record.kind}; a newer runhistory wrote this spool.")
 
 
+def split_metrics_record(record: SpoolRecord) -> list[SpoolRecord]:
+    """A metric record the server refused, as one record per series (each with its own id: the
+    refused record was applied not at all); other records stay whole."""
+    if record.kind != METRICS:
+        return [record]
+    from runhistory.server.wire import decode_batches, encode_batches
+
+    batches = decode_batches(record.payload, 1 << 40)
+    return [SpoolRecord(METRICS, f"{record.batch_id[:56]}:{index}", encode_batches([batch])) for index, batch in enumerate(batches)]
+
+
 def request_record(method: str, path: str, *, body: Any = None, content: bytes = b"") -> SpoolRecord:
     """A spool record of an idempotent request: a JSON ``body``, or raw ``content`` (a small file)."""
     head: dict[str, Any] = {"method": method, "path": path}
@@ -423,30 +448,57 @@ def _quote(part: str) -> str:
 
 
 def _split(batches: list[MetricBatch]) -> Iterable[list[MetricBatch]]:
-    """Batches in groups of at most MAX_POINTS_PER_REQUEST points (a long series cut in slices)."""
+    """Batches in groups of at most MAX_POINTS_PER_REQUEST points and about MAX_BYTES_PER_REQUEST
+    bytes of JSON-encoded values (a long series cut in slices), so that no request passes the
+    server's limits however long its strings are."""
     group: list[MetricBatch] = []
-    size = 0
+    points = size = 0
     for batch in batches:
+        sizes = _json_point_sizes(batch)
         at = 0
         while at < len(batch.values):
-            take = min(len(batch.values) - at, MAX_POINTS_PER_REQUEST - size)
-            if take == len(batch.values):
-                piece = batch
-            else:
-                piece = dataclasses.replace(
-                    batch,
-                    values=batch.values[at : at + take],
-                    steps=batch.steps[at : at + take],
-                    times=batch.times[at : at + take],
-                )
-            group.append(piece)
-            size += take
+            take = min(len(batch.values) - at, MAX_POINTS_PER_REQUEST - points)
+            if sizes is not None:
+                take = max(_fitting(sizes, at, take, MAX_BYTES_PER_REQUEST - size), 1 if not group else 0)
+                if take == 0:  # this group is full: start the next one
+                    yield group
+                    group, points, size = [], 0, 0
+                    continue
+                size += sum(sizes[at : at + take])
+            group.append(_slice(batch, at, take))
+            points += take
             at += take
-            if size >= MAX_POINTS_PER_REQUEST:
+            if points >= MAX_POINTS_PER_REQUEST or size >= MAX_BYTES_PER_REQUEST:
                 yield group
-                group, size = [], 0
+                group, points, size = [], 0, 0
     if group:
         yield group
+
+
+def _slice(batch: MetricBatch, at: int, take: int) -> MetricBatch:
+    if at == 0 and take == len(batch.values):
+        return batch
+    return dataclasses.replace(
+        batch, values=batch.values[at : at + take], steps=batch.steps[at : at + take], times=batch.times[at : at + take]
+    )
+
+
+def _json_point_sizes(batch: MetricBatch) -> list[int] | None:
+    """An upper bound of each point's size on the wire when its values go as JSON; None for numbers."""
+    values = batch.values
+    if set(map(type, values)) <= {int, float}:
+        return None
+    # ``json.dumps`` escapes every non-ASCII character: at most 12 bytes per character (a surrogate pair)
+    return [32 + (12 * len(v) if isinstance(v, str) else len(json.dumps(v, allow_nan=True))) for v in values]
+
+
+def _fitting(sizes: list[int], at: int, most: int, room: int) -> int:
+    """How many points from ``at`` (at most ``most``) fit in ``room`` bytes."""
+    taken = 0
+    while taken < most and sizes[at + taken] <= room:
+        room -= sizes[at + taken]
+        taken += 1
+    return taken
 
 
 _live_stores: "weakref.WeakSet[RemoteRunStore]" = weakref.WeakSet()

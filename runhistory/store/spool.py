@@ -68,9 +68,16 @@ class Retry(Exception):
 class Spool:
     """The spool of one client (one server URL, one process): a file and an in-memory queue."""
 
-    def __init__(self, url: str, send: Callable[[SpoolRecord], None], directory: Path | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        send: Callable[[SpoolRecord], None],
+        directory: Path | None = None,
+        split: Callable[[SpoolRecord], list[SpoolRecord]] | None = None,
+    ) -> None:
         self.url = url
         self._send = send
+        self._split = split  # a refused record in smaller ones (a metric batch: one per series)
         self._directory = directory
         self._queue: collections.deque[SpoolRecord] = collections.deque()
         self._lock = threading.Lock()
@@ -146,6 +153,12 @@ class Spool:
                 delay = min(delay * 2, 2.0)
                 continue
             except Exception as exc:  # noqa: BLE001 - refused for good (4xx): report, drop, go on
+                parts = self._split(record) if self._split is not None else []
+                if len(parts) > 1:  # send its parts one by one: only the refused ones are dropped
+                    with self._lock:
+                        self._queue.popleft()
+                        self._queue.extendleft(reversed(parts))
+                    continue
                 print(f"runhistory: the server at {self.url} refused a spooled record, dropped: {exc}", file=sys.stderr)
             delay = 0.05
             with self._lock:

@@ -35,6 +35,7 @@ import socket
 import struct
 import threading
 import time
+import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -59,6 +60,7 @@ __all__ = [
     "encode_event",
     "encode_scalar_events",
     "frame_record",
+    "image_size",
     "masked_crc32c",
     "png_size",
 ]
@@ -82,6 +84,10 @@ _INT64_MAX = 2**63 - 1
 _FEW = 64  # below this many points, plain Python encodes scalars faster than numpy
 _CHUNK = 1 << 16  # points encoded at once by numpy (about 20 MB of temporary arrays)
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_JPEG_SOI = b"\xff\xd8"
+_JPEG_EOI = b"\xff\xd9"
+# Start-of-frame markers (baseline, progressive, lossless, arithmetic): they hold the size.
+_JPEG_SOF = frozenset({0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF})
 _file_counter = itertools.count()
 _file_counter_lock = threading.Lock()
 
@@ -435,20 +441,25 @@ def _string_tensor(strings: Sequence[bytes], shape: Sequence[int]) -> tensor_pb2
     )
 
 
+def _utf8(text: str) -> bytes:
+    """UTF-8 bytes of text; a lone surrogate (which UTF-8 cannot hold) shows as its escape."""
+    return text.encode("utf-8", "backslashreplace")
+
+
 def _text_tensor(text: str | Sequence[str] | Sequence[Sequence[str]]) -> tensor_pb2.TensorProto:
     """A string tensor of rank 0, 1 or 2 holding ``text``."""
     if isinstance(text, (bytes, bytearray)):
         text = bytes(text).decode("utf-8")
     if isinstance(text, str):
-        return _string_tensor([text.encode("utf-8")], [])
+        return _string_tensor([_utf8(text)], [])
     rows = list(text)
     if all(isinstance(row, str) for row in rows):
-        return _string_tensor([row.encode("utf-8") for row in rows], [len(rows)])
+        return _string_tensor([_utf8(row) for row in rows], [len(rows)])
     table = [[str(cell) for cell in row] for row in rows]
     widths = {len(row) for row in table}
     if len(widths) > 1:
         raise MetricValueError("a text table must have the same number of cells in every row")
-    flat = [cell.encode("utf-8") for row in table for cell in row]
+    flat = [_utf8(cell) for row in table for cell in row]
     return _string_tensor(flat, [len(table), widths.pop() if widths else 0])
 
 
@@ -458,6 +469,77 @@ def png_size(data: bytes) -> tuple[int, int]:
         raise MetricValueError("image data is not a PNG; pass width and height")
     width, height = struct.unpack(">II", data[16:24])
     return width, height
+
+
+def image_size(data: bytes) -> tuple[int, int]:
+    """(width, height) of a whole PNG or JPEG image, the formats TensorBoard shows.
+
+    Checks the framing TensorBoard's browser view depends on: every PNG chunk with its
+    checksum up to IEND, or the JPEG segments up to the frame header and an end marker.
+    Raises MetricValueError for anything else (other formats, truncated or corrupt files).
+    """
+    data = bytes(data)
+    if data.startswith(_PNG_SIGNATURE):
+        return _checked_png_size(data)
+    if data.startswith(_JPEG_SOI):
+        return _checked_jpeg_size(data)
+    raise MetricValueError("the image is neither a PNG nor a JPEG file")
+
+
+def _checked_png_size(data: bytes) -> tuple[int, int]:
+    """The size in the IHDR chunk, once every chunk up to IEND is whole and its CRC right."""
+    position = len(_PNG_SIGNATURE)
+    size: tuple[int, int] | None = None
+    while position + 12 <= len(data):
+        (length,) = struct.unpack_from(">I", data, position)
+        kind = data[position + 4 : position + 8]
+        end = position + 12 + length
+        if end > len(data):
+            break
+        (crc,) = struct.unpack_from(">I", data, end - 4)
+        if zlib.crc32(data[position + 4 : end - 4]) != crc:
+            raise MetricValueError(f"the PNG image is corrupt (bad checksum of its {kind!r} chunk)")
+        if size is None:
+            if kind != b"IHDR" or length != 13:
+                raise MetricValueError("the PNG image is corrupt (it does not start with its header)")
+            size = struct.unpack_from(">II", data, position + 8)
+        if kind == b"IEND":
+            if not size[0] or not size[1]:
+                raise MetricValueError("the PNG image is corrupt (it has no pixels)")
+            return size
+        position = end
+    raise MetricValueError("the PNG image is truncated (it ends before its IEND chunk)")
+
+
+def _checked_jpeg_size(data: bytes) -> tuple[int, int]:
+    """The size in the frame header, once the segments before it and an end marker are there."""
+    position = len(_JPEG_SOI)
+    while position + 4 <= len(data):
+        if data[position] != 0xFF:
+            break
+        marker = data[position + 1]
+        if marker == 0xFF:  # fill byte
+            position += 1
+            continue
+        if marker == 0x01 or 0xD0 <= marker <= 0xD7:  # markers without a length
+            position += 2
+            continue
+        if marker in (0xD9, 0xDA):  # end of image, or scan data before any frame header
+            break
+        (length,) = struct.unpack_from(">H", data, position + 2)
+        if length < 2 or position + 2 + length > len(data):
+            break
+        if marker in _JPEG_SOF:
+            if length < 8:
+                break
+            height, width = struct.unpack_from(">HH", data, position + 5)
+            if not width or not height:
+                break
+            if data.rfind(_JPEG_EOI) < position + 2 + length:
+                raise MetricValueError("the JPEG image is truncated (it has no end marker)")
+            return width, height
+        position += 2 + length
+    raise MetricValueError("the JPEG image is corrupt (no readable frame header)")
 
 
 def _histogram_buckets(values: Any, buckets: int) -> np.ndarray:
@@ -725,11 +807,12 @@ class EventFileWriter:
         width: int | None = None,
         height: int | None = None,
     ) -> None:
-        """Append an encoded image (PNG; other formats need width and height)."""
+        """Append an encoded image: PNG or JPEG bytes (checked, size read from them), or any
+        format TensorBoard's browser shows when ``width`` and ``height`` are given."""
         from tensorboard.plugins.image import metadata
 
         if width is None or height is None:
-            width, height = png_size(png)
+            width, height = image_size(png)
         tensor = _string_tensor([str(width).encode(), str(height).encode(), bytes(png)], [3])
         self._add_value(tag, tensor, metadata.create_summary_metadata("", ""), step, wall_time)
 

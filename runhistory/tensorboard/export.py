@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
 from runhistory.errors import TensorboardError
 from runhistory.tensorboard.history import HistoryWriter, remove_previous_export
 from runhistory.tensorboard.layout import plan, resolve_runs
 
 if TYPE_CHECKING:
+    import logging
+
     from runhistory.experiment import Experiment
     from runhistory.run import Run
     from runhistory.workspace import Workspace
@@ -28,32 +31,79 @@ def check_logdir(logdir: str | os.PathLike) -> Path:
 
 def export_to_tensorboard(
     run_data: "Run | Experiment | Iterable[Run | str] | str",
-    logdir: str | os.PathLike,
+    logsdir: str | os.PathLike | None = None,
+    logger: "logging.Logger | logging.LoggerAdapter | None" = None,
     recursive: bool = True,
+    *,
+    logdir: str | os.PathLike | None = None,
     hparams: Sequence[str] | None = None,
     progress: Callable[[int, int], None] | None = None,
     workspace: "Workspace | None" = None,
 ) -> list[Path]:
-    """Write the runs' metrics as TensorBoard event files under ``logdir``; returns the run folders.
+    """Write the runs' metrics as TensorBoard event files under ``logsdir``; returns the run folders.
 
-    ``run_data``: a Run, an Experiment (its top-level runs), a list of runs, a run id or
-    ``EXPERIMENT:NUMBER``. Each run gets its own folder, children nested under their parent
-    (with ``recursive``). Runs of a sweep (children of one run, or runs given together) become
-    HParams sessions: their tags, properties and the metrics named in ``hparams`` are the
-    hyperparameters, their scalar series the session's metrics. Exporting again replaces
-    what an earlier export wrote. ``progress(done, total)`` is called after each run. Run ids
-    are looked up in ``workspace`` (default: ``Workspace.from_config()``).
+    azureml's signature: ``export_to_tensorboard(run_data, logsdir, logger=None, recursive=True)``
+    (``logdir=`` is accepted for ``logsdir``). ``run_data``: a Run, an Experiment (its top-level
+    runs), a list of runs, a run id or ``EXPERIMENT:NUMBER``. Each run gets its own folder,
+    children nested under their parent (with ``recursive``), and each run is written once,
+    also when a list holds a run and its children. Runs of a sweep (children of one run, or
+    runs given together) become HParams sessions: their tags, properties and the metrics
+    named in ``hparams`` are the hyperparameters, their scalar series the session's metrics.
+    Exporting again replaces what an earlier export wrote. An item that cannot be exported
+    (a missing or corrupt image) is left out and reported once, as a warning to ``logger``
+    or on stderr; the rest is written. ``progress(done, total)`` is called after each run.
+    Run ids are looked up in ``workspace`` (default: the configured one, never created).
     """
-    root = check_logdir(logdir)
+    root = check_logdir(_one_logdir(logsdir, logdir))
+    report = _Reporter(_checked_logger(logger))
     nodes = plan(resolve_runs(run_data, workspace), recursive=recursive)
     for done, node in enumerate(nodes, start=1):
         folder = root / node.folder
-        remove_previous_export(folder)
-        writer = HistoryWriter(node.run, folder, in_sweep=node.in_sweep, hparam_names=hparams or ())
         try:
-            writer.sync(final=True)
-        finally:
-            writer.close()
+            remove_previous_export(folder)
+            writer = HistoryWriter(node.run, folder, in_sweep=node.in_sweep, hparam_names=hparams or (), report=report)
+            try:
+                writer.sync(final=True)
+            finally:
+                writer.close()
+        except OSError as exc:
+            raise TensorboardError(
+                f"Cannot write TensorBoard files in {folder}: {exc.strerror or exc}; free space or pick another folder."
+            ) from exc
         if progress is not None:
             progress(done, len(nodes))
     return [root / node.folder for node in nodes]
+
+
+def _one_logdir(logsdir: str | os.PathLike | None, logdir: str | os.PathLike | None) -> str | os.PathLike:
+    if logsdir is None and logdir is None:
+        raise TensorboardError("Say where to export: export_to_tensorboard(run_data, logsdir).")
+    if logsdir is not None and logdir is not None and Path(logsdir) != Path(logdir):
+        raise TensorboardError(f"Give one log folder, not both logsdir={logsdir!s} and logdir={logdir!s}.")
+    return logsdir if logsdir is not None else logdir  # type: ignore[return-value]
+
+
+def _checked_logger(logger: Any) -> Any:
+    if logger is None or callable(getattr(logger, "warning", None)):
+        return logger
+    raise TensorboardError(
+        f"export_to_tensorboard's third argument is a logger (azureml's order), got {logger!r}; "
+        "pass recursive= by name."
+    )
+
+
+class _Reporter:
+    """Reports each problem once: a warning to the logger, or a line on stderr."""
+
+    def __init__(self, logger: Any) -> None:
+        self._logger = logger
+        self._seen: set[str] = set()
+
+    def __call__(self, message: str) -> None:
+        if message in self._seen:
+            return
+        self._seen.add(message)
+        if self._logger is not None:
+            self._logger.warning(message)
+        else:
+            print(f"runhistory export: {message}", file=sys.stderr)

@@ -5,7 +5,8 @@ For each run (and each descendant, including children that appear later) a
 files its own code writes) are copied by appending new bytes to the same local file
 (TensorBoard's fast loader never rereads a replaced file), and its run-history metrics are
 exported incrementally. A :class:`Follower` thread polls every ``interval`` seconds until
-every run has ended, then makes one last pass.
+every run has ended, then makes one last pass. One unreadable item (a log file that vanished,
+a corrupt image) is reported once and skipped; following goes on.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
+from runhistory.errors import RunHistoryError, StoreUnavailableError
 from runhistory.store.base import RunStatus
 from runhistory.tensorboard.events import masked_crc32c
 from runhistory.tensorboard.history import HistoryWriter, remove_previous_export
@@ -82,7 +84,12 @@ class LogsCopier:
         for name, size in self._artifacts.list(self._run.id, LOGS_PREFIX).items():
             done = self._copied.get(name, 0)
             if size != done:
-                copied += self._copy(name, size, done)
+                try:
+                    copied += self._copy(name, size, done)
+                except StoreUnavailableError:
+                    raise
+                except (RunHistoryError, OSError) as exc:  # this file only; tried again next pass
+                    self._report(f"could not copy {name} of run {self._run.id}: {exc}")
         if final:
             for checker in self._checkers.values():
                 checker.finish()
@@ -118,7 +125,9 @@ class RunFollower:
         self.node = node
         folder = root / node.folder
         remove_previous_export(folder)
-        self._history = HistoryWriter(node.run, folder, in_sweep=node.in_sweep, hparam_names=hparam_names)
+        self._history = HistoryWriter(
+            node.run, folder, in_sweep=node.in_sweep, hparam_names=hparam_names, report=report
+        )
         self._logs = LogsCopier(node.run, folder, report)
         self.ended = False
 
@@ -127,8 +136,10 @@ class RunFollower:
         if self.ended:
             return
         final = self.node.run.get_status() in RunStatus.TERMINAL
-        self._logs.sync(final=final)
-        self._history.sync(final=final)
+        try:
+            self._logs.sync(final=final)
+        finally:  # the metrics are written whatever happened to the logs
+            self._history.sync(final=final)
         if final:
             self._history.close()
             self.ended = True

@@ -5,33 +5,46 @@ that calling :meth:`HistoryWriter.sync` again writes only what is new: the expor
 once, the follower every poll. What becomes what:
 
 - numbers of ``log``/``log_list``: scalars (float32) with their steps and wall times;
-  strings: text;
+  strings: text. A series mixing both keeps its numbers as one scalar curve under its name
+  and puts its strings under ``NAME/text`` (a tag holds one kind of data in TensorBoard:
+  text under a scalar tag shows as a scalar in the Python loader and, in the Rust one, cuts
+  the curve at the text's step);
 - ``log_row``/``log_table``: a text table (all rows so far, at the step of the last row) and
   a scalar series per numeric column, ``name/column``, by row index;
-- ``log_image``: images;
+- ``log_image``: images (PNG or JPEG files among the run's files);
 - a run of a sweep: an HParams session (its tags and properties, the metrics named as
   hyperparameters, and its scalar series as the session's metrics).
 
 Repeated or decreasing steps: TensorBoard keeps one point per step and, in its fast loader,
 drops what it holds at and after a step that goes back. So within what one sync writes, a
 series is ordered by step and, where a step repeats, the last logged point wins.
+
+One unreadable item (a missing or corrupt image, a series TensorBoard cannot hold) is left
+out and reported once through ``report``; the rest is written. A store that is unavailable
+is not such an item: that error goes up, so that the follower tries again.
 """
 
 from __future__ import annotations
 
 import math
+import numbers
+import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 
+from runhistory.errors import ArtifactNotFoundError, RunHistoryError, StoreUnavailableError
 from runhistory.store.base import MetricKind, MetricSeries, MetricSummary, RunStatus
-from runhistory.tensorboard.events import EventFileWriter
+from runhistory.tensorboard.events import EventFileWriter, image_size
 
 if TYPE_CHECKING:
     from runhistory.run import Run
 
 EXPORT_SUFFIX = ".runhistory"
+SCALARS, TEXT = "scalars", "text"
+# What one item TensorBoard cannot hold raises; anything else (a bug, a full disk) goes up.
+_ITEM_ERRORS = (RunHistoryError, ValueError, TypeError, OverflowError)
 _SESSION_STATUS = {RunStatus.COMPLETED: "success", RunStatus.FAILED: "failure", RunStatus.CANCELED: "unknown"}
 
 
@@ -45,6 +58,16 @@ def last_point_per_step(steps: np.ndarray) -> np.ndarray:
     return order[keep]
 
 
+def print_report(message: str) -> None:
+    """The default ``report``: one line on stderr."""
+    print(f"runhistory: {message}", file=sys.stderr)
+
+
+def is_number(value: Any) -> bool:
+    """A value TensorBoard shows as a scalar: a real number, not a bool."""
+    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
+
+
 def remove_previous_export(folder: Path) -> None:
     """Delete event files an earlier export wrote in this folder (never the run's own logs)."""
     if folder.is_dir():
@@ -53,15 +76,27 @@ def remove_previous_export(folder: Path) -> None:
 
 
 class HistoryWriter:
-    """Writes one run's metrics into event files in ``folder``; :meth:`sync` writes what is new."""
+    """Writes one run's metrics into event files in ``folder``; :meth:`sync` writes what is new.
 
-    def __init__(self, run: "Run", folder: Path, in_sweep: bool = False, hparam_names: Sequence[str] = ()) -> None:
+    ``report(message)`` hears of each item left out (default: a line on stderr).
+    """
+
+    def __init__(
+        self,
+        run: "Run",
+        folder: Path,
+        in_sweep: bool = False,
+        hparam_names: Sequence[str] = (),
+        report: Callable[[str], None] = print_report,
+    ) -> None:
         self.run = run
         self.folder = folder
         self._in_sweep = in_sweep
         self._hparam_names = list(hparam_names)
+        self._report = report
         self._workspace = run.experiment.workspace
         self._written: dict[str, int] = {}
+        self._tags: dict[tuple[str, str], str] = {}
         self._writer: EventFileWriter | None = None
         self._session_written = False
 
@@ -79,9 +114,15 @@ class HistoryWriter:
             # Tables are rewritten whole (their text shows every row); the rest from where we were.
             starts = {name: 0 if s.kind == MetricKind.TABLE else self._written.get(name, 0) for name, s in grown.items()}
             for name, series in store.get_metrics(self.run.id, list(grown), start=starts).items():
-                count += self._write_series(series, self._written.get(name, 0))
+                count += self._write_isolated(series, self._written.get(name, 0))
         if final and self._in_sweep and not self._session_written:
-            self._write_session(summaries)
+            try:
+                self._write_session(summaries)
+            except StoreUnavailableError:
+                raise
+            except _ITEM_ERRORS as exc:
+                self._session_written = True
+                self._report(f"left the HParams session of run {self.run.id} out of TensorBoard: {exc}")
         if self._writer is not None:
             self._writer.flush()
         return count
@@ -96,35 +137,62 @@ class HistoryWriter:
             self._writer = EventFileWriter(self.folder, filename_suffix=EXPORT_SUFFIX)
         return self._writer
 
+    def _write_isolated(self, series: MetricSeries, done: int) -> int:
+        """Write a series; one TensorBoard cannot hold is reported and counted as written."""
+        try:
+            return self._write_series(series, done)
+        except StoreUnavailableError:
+            raise
+        except _ITEM_ERRORS as exc:
+            # Tables are read whole, other series from ``done`` on.
+            whole = series.kind == MetricKind.TABLE
+            self._written[series.name] = len(series.values) if whole else done + len(series.values)
+            self._report(f"left metric {series.name!r} of run {self.run.id} out of TensorBoard: {exc}")
+            return 0
+
     def _write_series(self, series: MetricSeries, done: int) -> int:
         """Write a series read from ``done`` on (tables: read whole); returns the new point count."""
         if series.kind == MetricKind.TABLE:
             self._write_table(series, first_new_row=done)
             new = len(series.values) - done
         elif series.kind == MetricKind.IMAGE:
-            self._write_images(series)
-            new = len(series.values)
+            new = self._write_images(series, done)
         else:
             self._write_values(series.name, series.steps, series.values, series.times)
             new = len(series.values)
         self._written[series.name] = done + new
         return new
 
-    def _write_values(self, tag: str, steps: np.ndarray, values: list[Any], times: np.ndarray) -> None:
+    def _tag(self, name: str, plugin: str) -> str:
+        """The tag of a series' scalars or text: the first kind written takes the name, the other
+        ``NAME/text`` (or ``NAME/scalars``), and keeps it in every later sync."""
+        key = (name, plugin)
+        if key not in self._tags:
+            other = (name, TEXT if plugin == SCALARS else SCALARS)
+            self._tags[key] = f"{name}/{plugin}" if other in self._tags else name
+        return self._tags[key]
+
+    def _write_values(self, name: str, steps: np.ndarray, values: list[Any], times: np.ndarray) -> None:
         try:
-            numbers = np.asarray(values, dtype=np.float64)
-        except (TypeError, ValueError):
-            numbers = None
-        if numbers is not None and numbers.ndim == 1:
-            keep = last_point_per_step(steps)
-            self._events().add_scalars(tag, steps[keep], numbers[keep], times[keep])
+            array = np.asarray(values) if values else np.zeros(0)
+        except (TypeError, ValueError):  # ragged values: neither numbers nor strings
+            array = np.asarray(values, dtype=object)
+        if array.ndim == 1 and array.dtype.kind in "iuf":  # numbers only: the fast path
+            self._write_scalars(name, steps, array.astype(np.float64), times)
             return
-        is_number = np.array([isinstance(v, (int, float)) and not isinstance(v, bool) for v in values], dtype=bool)
-        if is_number.any():
-            numeric = np.asarray([v for v, ok in zip(values, is_number) if ok], dtype=np.float64)
-            self._write_values(tag, steps[is_number], list(numeric), times[is_number])
-        for step, value, wall in zip(steps[~is_number], np.asarray(values, dtype=object)[~is_number], times[~is_number]):
-            self._events().add_text(tag, str(value), int(step), float(wall))
+        numeric = np.fromiter((is_number(value) for value in values), dtype=bool, count=len(values))
+        if numeric.any():
+            numbers_only = np.asarray([v for v, ok in zip(values, numeric) if ok], dtype=np.float64)
+            self._write_scalars(name, steps[numeric], numbers_only, times[numeric])
+        if not numeric.all():
+            tag = self._tag(name, TEXT)
+            texts = [value for value, ok in zip(values, numeric) if not ok]
+            for step, text, wall in zip(steps[~numeric].tolist(), texts, times[~numeric].tolist()):
+                self._events().add_text(tag, str(text), step, wall)
+
+    def _write_scalars(self, name: str, steps: np.ndarray, numbers_only: np.ndarray, times: np.ndarray) -> None:
+        keep = last_point_per_step(steps)
+        self._events().add_scalars(self._tag(name, SCALARS), steps[keep], numbers_only[keep], times[keep])
 
     def _write_table(self, series: MetricSeries, first_new_row: int) -> None:
         rows = series.values
@@ -136,17 +204,41 @@ class HistoryWriter:
         times = series.times[first_new_row:]
         for column in columns:
             cells = [row.get(column) for row in new_rows]
-            numeric = [isinstance(c, (int, float)) and not isinstance(c, bool) for c in cells]
+            numeric = [is_number(c) for c in cells]
             if any(numeric):
                 mask = np.array(numeric)
                 values = np.asarray([c for c, ok in zip(cells, numeric) if ok], dtype=np.float64)
                 self._events().add_scalars(f"{series.name}/{column}", indexes[mask], values, times[mask])
 
-    def _write_images(self, series: MetricSeries) -> None:
-        artifacts = self._workspace.artifacts
-        for step, file_name, wall in zip(series.steps, series.values, series.times):
-            png = artifacts.read(self.run.id, file_name)
-            self._events().add_image(series.name, png, int(step), float(wall))
+    def _write_images(self, series: MetricSeries, done: int) -> int:
+        """Write each image (PNG or JPEG); one that cannot be read is reported and left out."""
+        for step, file_name, wall in zip(series.steps.tolist(), series.values, series.times.tolist()):
+            image = self._read_image(series.name, step, file_name)
+            if image is not None:
+                data, (width, height) = image
+                self._events().add_image(series.name, data, step, wall, width=width, height=height)
+            done += 1
+            self._written[series.name] = done  # an image written is never written again
+        return len(series.values)
+
+    def _read_image(self, name: str, step: int, file_name: Any) -> tuple[bytes, tuple[int, int]] | None:
+        """The bytes and size of one image, or None (reported) when it is missing or not a PNG or JPEG."""
+        where = f"image {name!r} of run {self.run.id} at step {step}"
+        if not isinstance(file_name, str):
+            self._report(f"left {where} out of TensorBoard: it names no file ({file_name!r}).")
+            return None
+        try:
+            data = self._workspace.artifacts.read(self.run.id, file_name)
+            size = image_size(data)
+        except StoreUnavailableError:
+            raise
+        except ArtifactNotFoundError:
+            self._report(f"left {where} out of TensorBoard: its file {file_name} is missing.")
+            return None
+        except (*_ITEM_ERRORS, OSError) as exc:  # OSError: this one file could not be read
+            self._report(f"left {where} out of TensorBoard: {file_name}: {_reason(exc)}")
+            return None
+        return data, size
 
     def _write_session(self, summaries: list[MetricSummary]) -> None:
         record = self._workspace.store.get_run(self.run.id)
@@ -192,6 +284,12 @@ def _typed(text: str) -> float | str:
 
 def _hparam_value(value: Any) -> float | str:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else str(value)
+
+
+def _reason(error: BaseException) -> str:
+    """An error as the end of a report sentence."""
+    text = str(error).strip().rstrip(".") or type(error).__name__
+    return f"{text}."
 
 
 def _cell(value: Any) -> str:

@@ -3,9 +3,15 @@
 :class:`TensorboardServer` starts ``python -m tensorboard.main`` in its own session (process
 group), drains its output on a thread, waits until it answers HTTP, and stops the whole process
 group (TensorBoard and its Rust data server) on :meth:`~TensorboardServer.stop`, when the
-object is garbage-collected, and at interpreter exit. On Linux the child also gets SIGTERM if
-the parent dies without cleaning up (``PR_SET_PDEATHSIG``; set only when started from the
-main thread, because the kernel ties it to the thread that spawned the child).
+object is garbage-collected, and at interpreter exit.
+
+TensorBoard never outlives the process that started it (its owner), however that process
+ends (``kill -9``, ``os._exit``, a signal): a watchdog thread in TensorBoard's own process
+waits for the owner's exit (a pidfd, else polling its pid and start time) and then ends
+TensorBoard's process group, after removing the log folder when it is a temporary copy.
+The kernel's parent-death signal (``PR_SET_PDEATHSIG``) is not used: it fires when the
+*thread* that started the child ends, which would stop a TensorBoard started from a thread
+that has finished while its process lives on.
 """
 
 from __future__ import annotations
@@ -28,9 +34,11 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO
 
+import psutil
+
 from runhistory.errors import TensorboardError
 
-__all__ = ["TensorboardServer"]
+__all__ = ["TensorboardServer", "owner_identity", "process_alive"]
 
 _OUTPUT_LINES = 200
 # TensorBoard documents samples_per_plugin "scalars=0" as "keep all", but its plugins then
@@ -38,22 +46,59 @@ _OUTPUT_LINES = 200
 _ALL_SAMPLES = 2**31 - 1
 _URL_PATTERN = re.compile(r"TensorBoard \S+ at http://\S+?:(\d+)/")
 
-# Runs in the child: ask for SIGTERM when the parent thread dies, bail out if the parent is
-# already gone, then run TensorBoard's own entry point with the remaining arguments.
+# Runs in the child: a watchdog thread waits for the owner process to exit (a pidfd where
+# there is one; polling its pid and start time otherwise), then removes the temporary log
+# folder, if any, and ends the process group (SIGTERM lets TensorBoard tidy up its own
+# temporary files; SIGKILL follows). Then TensorBoard's own entry point runs.
 _BOOTSTRAP = """\
-import os, runpy, signal, sys
-parent = int(sys.argv[1])
-if parent and sys.platform.startswith("linux"):
+import os, runpy, select, shutil, signal, sys, threading, time
+import psutil
+owner, started, copy = int(sys.argv[1]), float(sys.argv[2]), sys.argv[3]
+
+def owner_alive():
     try:
-        import ctypes
-        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM), 0, 0, 0)
-    except (OSError, AttributeError):
-        pass
-    if os.getppid() != parent:
-        sys.exit(1)
-sys.argv = ["tensorboard"] + sys.argv[2:]
+        process = psutil.Process(owner)
+        return process.status() != psutil.STATUS_ZOMBIE and abs(process.create_time() - started) < 1.0
+    except psutil.Error:
+        return False
+
+def end_with_owner():
+    try:
+        handle = os.pidfd_open(owner)
+    except (AttributeError, OSError):
+        handle = None
+    if handle is not None and owner_alive():
+        select.select([handle], [], [])
+    while owner_alive():
+        time.sleep(0.5)
+    if copy:
+        shutil.rmtree(copy, ignore_errors=True)
+    os.killpg(0, signal.SIGTERM)
+    time.sleep(5)
+    os.killpg(0, signal.SIGKILL)
+
+threading.Thread(target=end_with_owner, name="runhistory-owner-watchdog", daemon=True).start()
+sys.argv = ["tensorboard"] + sys.argv[4:]
 runpy.run_module("tensorboard.main", run_name="__main__", alter_sys=True)
 """
+
+_START_TIME_TOLERANCE_S = 1.0
+
+
+def owner_identity() -> tuple[int, float]:
+    """This process's pid and start time: what tells it apart from a later one with its pid."""
+    return os.getpid(), psutil.Process().create_time()
+
+
+def process_alive(pid: int, started: float) -> bool:
+    """Whether the process ``pid`` that started at ``started`` (seconds since the epoch) still runs."""
+    try:
+        process = psutil.Process(pid)
+        if process.status() == psutil.STATUS_ZOMBIE:
+            return False
+        return abs(process.create_time() - started) < _START_TIME_TOLERANCE_S
+    except psutil.Error:
+        return False
 
 
 def _check_port_free(host: str, port: int) -> None:
@@ -207,6 +252,12 @@ class _Child:
         return True
 
 
+def _terminate_if_owner(child: _Child, owner: int) -> None:
+    """Stop the child, unless this is a forked copy of its owner (the child is not ours)."""
+    if os.getpid() == owner:
+        child.terminate()
+
+
 def _http_ok(url: str, timeout: float) -> bool:
     """True when GET ``url`` answers 200."""
     try:
@@ -244,8 +295,13 @@ class TensorboardServer:
         samples_per_plugin: Mapping[str, int] | None = None,
         extra_args: Sequence[str] = (),
         log_path: str | os.PathLike[str] | None = None,
+        remove_logdir_if_orphaned: bool = False,
     ) -> None:
-        """Describe the server; nothing runs until :meth:`start`."""
+        """Describe the server; nothing runs until :meth:`start`.
+
+        ``remove_logdir_if_orphaned``: the logdir is a temporary copy, which TensorBoard's
+        watchdog removes should this process end without :meth:`stop`.
+        """
         if not 0 <= int(port) <= 65535:
             raise TensorboardError(f"port {port} is not a TCP port number")
         if reload_interval < 0:
@@ -259,6 +315,7 @@ class TensorboardServer:
         self._samples_per_plugin = dict(samples_per_plugin or {})
         self._extra_args = list(extra_args)
         self._log_path = Path(log_path) if log_path is not None else None
+        self._remove_logdir_if_orphaned = remove_logdir_if_orphaned
         self._child: _Child | None = None
         self._finalizer: weakref.finalize | None = None
         self._port: int | None = None
@@ -296,7 +353,7 @@ class TensorboardServer:
         return self._child is not None and self._child.exit_status() is None
 
     def command(self) -> list[str]:
-        """The TensorBoard command line (after the bootstrap that sets the death signal)."""
+        """The TensorBoard command line (after the bootstrap that watches this process)."""
         load_fast = {None: "auto", True: "true", False: "false"}[self._load_fast]
         interval = self._reload_interval
         if self._load_fast is not False and 0 < interval < 1:
@@ -346,16 +403,16 @@ class TensorboardServer:
             raise TensorboardError(f"TensorBoard logdir {self._logdir} is not a folder")
 
     def _spawn(self) -> None:
-        """Start the child process and register its cleanup."""
-        on_main_thread = threading.current_thread() is threading.main_thread()
-        parent = os.getpid() if on_main_thread else 0
-        command = [sys.executable, "-c", _BOOTSTRAP, str(parent), *self.command()]
+        """Start the child process, watching this one, and register its cleanup."""
+        owner, started = owner_identity()
+        copy = str(self._logdir) if self._remove_logdir_if_orphaned else ""
+        command = [sys.executable, "-c", _BOOTSTRAP, str(owner), repr(started), copy, *self.command()]
         try:
             child = _Child(command, self._log_path)
         except OSError as exc:
             raise TensorboardError(f"could not start TensorBoard: {exc}") from exc
         self._child = child
-        self._finalizer = weakref.finalize(self, child.terminate)
+        self._finalizer = weakref.finalize(self, _terminate_if_owner, child, owner)
 
     def _wait_ready(self, timeout: float) -> str:
         """Wait for the serving line, then for HTTP 200 on /data/environment."""

@@ -2,7 +2,8 @@
 
 Each run becomes one TensorBoard run (a folder) named by its display name and number
 (``alpha0.1-3``), or by its experiment and number when it has no display name of its own
-(``export-to-tensorboard-1``). Children are nested in their parent's folder.
+(``export-to-tensorboard-1``). Children are nested in their parent's folder, and each run is
+exported once: a run given together with one of its ancestors goes under that ancestor only.
 """
 
 from __future__ import annotations
@@ -22,7 +23,11 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9._=+,@()\[\]-]+")
 
 
 def resolve_runs(run_data: "Run | Experiment | Iterable[Run | str] | str", workspace: "Workspace | None" = None) -> list["Run"]:
-    """The runs named by a Run, an Experiment (its top-level runs), a list, a run id or ``EXPERIMENT:NUMBER``."""
+    """The runs named by a Run, an Experiment (its top-level runs), a list, a run id or ``EXPERIMENT:NUMBER``.
+
+    Run ids are looked up in ``workspace``, by default the configured one; reading never
+    creates a workspace (WorkspaceNotFoundError says where it looked).
+    """
     from runhistory.experiment import Experiment
     from runhistory.run import Run
 
@@ -33,7 +38,7 @@ def resolve_runs(run_data: "Run | Experiment | Iterable[Run | str] | str", works
     if isinstance(run_data, str):
         from runhistory.workspace import Workspace
 
-        return [(workspace or Workspace.from_config()).get_run(run_data)]
+        return [(workspace or Workspace.from_config(create=False)).get_run(run_data)]
     if isinstance(run_data, Iterable):
         return [run for item in run_data for run in resolve_runs(item, workspace)]
     raise TensorboardError(
@@ -61,7 +66,11 @@ class RunNode:
 
 
 def plan(runs: list["Run"], recursive: bool = True) -> list[RunNode]:
-    """Every run to export with its folder; with ``recursive``, descendants nested under their parents."""
+    """Every run to export, once, with its folder; with ``recursive``, descendants nested under
+    their parents (a run given with one of its ancestors is exported under the ancestor only)."""
+    runs = list({run.id: run for run in runs}.values())  # each id once, where it came first
+    if recursive:
+        runs = topmost(runs)
     taken: set[str] = set()
     nodes = _nodes(runs, "", in_sweep=len(runs) > 1, taken=taken)
     pending = list(nodes) if recursive else []
@@ -70,6 +79,23 @@ def plan(runs: list["Run"], recursive: bool = True) -> list[RunNode]:
         nodes.extend(children)
         pending.extend(children)
     return nodes
+
+
+def topmost(runs: list["Run"]) -> list["Run"]:
+    """The runs none of whose ancestors is among ``runs`` (the others come with their ancestor)."""
+    given = {run.id for run in runs}
+    return [run for run in runs if not _has_ancestor_in(run, given)]
+
+
+def _has_ancestor_in(run: "Run", ids: set[str]) -> bool:
+    seen = {run.id}
+    parent = run.parent
+    while parent is not None and parent.id not in seen:  # ``seen`` guards against a cycle
+        if parent.id in ids:
+            return True
+        seen.add(parent.id)
+        parent = parent.parent
+    return False
 
 
 def new_children(parent: RunNode, known: set[str], taken: set[str]) -> list[RunNode]:

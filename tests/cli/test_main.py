@@ -72,7 +72,7 @@ def test_workspace_as_a_project_folder_holding_dot_runhistory(tmp_path, invoke):
 
 def test_workspace_on_the_root_command_is_the_default_of_subcommands(two_workspaces, invoke):
     one, two = two_workspaces
-    assert _experiment_names(invoke) == []  # the cwd's own, fresh workspace
+    assert_one_line_error(invoke("experiments", "list"), "No runhistory workspace found")  # none in the cwd
     result = invoke("--workspace", str(one), "experiments", "list")
     assert row_of(result.stdout, "alpha")
     result = invoke("--workspace", str(one), "experiments", "list", "--workspace", str(two))
@@ -100,7 +100,7 @@ def test_without_the_option_the_nearest_config_is_used(isolated, invoke):
         (lambda tmp: str(tmp / "missing"), "no such file or folder"),
         (lambda tmp: _mkdir(tmp / "plain"), "holds no config.json, .runhistory/ or runhistory.db"),
         (lambda tmp: f"sqlite:///{tmp / 'missing.db'}", "No runhistory database at"),
-        (lambda tmp: f"sqlite:///{_write(tmp / 'junk.db', 'junk' * 100)}", "as a runhistory workspace database"),
+        (lambda tmp: f"sqlite:///{_write(tmp / 'junk.db', 'junk' * 100)}", "is not a SQLite database"),
         (lambda tmp: "ftp://example.org/ws", "cannot reach yet"),  # http(s):// is a runhistory server
     ],
     ids=["text-file", "json-file", "missing", "plain-folder", "missing-db", "not-a-db", "ftp"],

@@ -101,7 +101,7 @@ def test_unknown_experiment_is_a_one_line_error_naming_the_known_ones(populated,
 
 def test_invalid_status_is_a_one_line_error_listing_the_statuses(populated, invoke):
     result = invoke("runs", "list", "--status", "Done", "-w", str(populated.path))
-    assert_one_line_error(result, "'Done'", "NotStarted, Queued, Starting, Running, Completed, Failed, Canceled")
+    assert_one_line_error(result, "'Done'", "NotStarted, Queued, Starting, Running, NotResponding, CancelRequested, Completed, Failed, Canceled")
 
 
 def test_negative_limit_is_a_one_line_error(populated, invoke):

@@ -125,7 +125,9 @@ def test_cancel_ends_the_whole_process_tree(exp: Experiment, source: Path, tmp_p
     processes = read_pids(pids, 3)
     wait_for_status(run, "Running")
     Run(exp, run.id).cancel()
-    assert run.get_status() == "Canceled"
+    assert run.get_status() == "CancelRequested"
+    wait_for_status(run, "Canceled", timeout=10)
+    assert not any(alive(pid) for pid in processes[:1] + processes[2:]), "the script's tree ended before Canceled"
     wait_until(lambda: not any(alive(pid) for pid in processes), timeout=10, what="every process of the job to end")
     assert supervisor_pids(run.id) == []
     assert run.get_status() == "Canceled"
@@ -264,7 +266,14 @@ def test_max_concurrent_runs_queues_the_second_job(ws: Workspace, exp: Experimen
     first = _submit(exp, source, code, str(release), target=single)
     wait_for_status(first, "Running")
     second = _submit(exp, source, code, str(release), target="single")
-    time.sleep(1.5)
+    waiting = "Queued: single runs 1 jobs at most; waiting for a slot"
+
+    def supervisor_log() -> str:
+        names = second.get_file_names()
+        return second._backends.artifacts.read(second.id, "system_logs/supervisor.log").decode() \
+            if "system_logs/supervisor.log" in names else ""
+
+    wait_until(lambda: waiting in supervisor_log(), timeout=30, what="the second job to wait for a slot")
     assert (first.get_status(), second.get_status()) == ("Running", "Queued")
     status = single.get_status()
     assert (status.running_runs, status.queued_runs) == (1, 1)
@@ -272,8 +281,7 @@ def test_max_concurrent_runs_queues_the_second_job(ws: Workspace, exp: Experimen
     for run in (first, second):
         assert run.wait_for_completion(timeout=60)["status"] == "Completed"
     assert second._record.start_time >= first._record.end_time
-    supervisor_log = second._backends.artifacts.read(second.id, "system_logs/supervisor.log").decode()
-    assert "Queued: single runs 1 jobs at most; waiting for a slot" in supervisor_log
+    assert waiting in supervisor_log()
 
 
 def test_a_queued_job_can_be_canceled(ws: Workspace, exp: Experiment, source: Path, tmp_path: Path) -> None:

@@ -34,7 +34,8 @@ def runhistory_cli(*args: str, env: dict[str, str] | None = None, timeout: float
 
 class ServerProcess:
     """``runhistory server`` (by default on a SQLite store and a folder in ``folder``), restartable
-    on the same port; ``env`` is added to the server's environment (S3 credentials, limits)."""
+    on the same port; ``env`` is added to the server's environment (S3 credentials, limits),
+    ``args`` to its command line."""
 
     def __init__(
         self,
@@ -42,6 +43,7 @@ class ServerProcess:
         port: int | None = None,
         store_uri: str | None = None,
         artifacts: Path | str | None = None,
+        args: tuple[str, ...] = (),
         **env: str,
     ) -> None:
         self.folder = folder
@@ -50,6 +52,7 @@ class ServerProcess:
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = env
+        self.args = args
         self.process: subprocess.Popen | None = None
         folder.mkdir(parents=True, exist_ok=True)
 
@@ -57,7 +60,7 @@ class ServerProcess:
         log = open(self.folder / "server.log", "ab")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "runhistory.cli.main", "server", "--store", self.store_uri,
-             "--artifacts", str(self.artifacts), "--port", str(self.port)],
+             "--artifacts", str(self.artifacts), "--port", str(self.port), *self.args],
             env=python_env(**self.env),
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -105,7 +105,8 @@ def test_oversized_requests_and_batches_get_413_with_a_clear_message(tmp_path: P
         bomb = zlib.compress(b"\0" * (16 << 20))  # small on the wire, 16 MiB inflated
         inflated = httpx.post(f"{api}/metrics", content=bomb)
         assert inflated.status_code == 413 and "too large" in inflated.json()["detail"]
-        appended = httpx.post(f"{api}/runs/r/files/a.bin", content=os.urandom(2 << 20))
+        run_id = Experiment(Workspace(server.url), "limits").start_logging().id  # files belong to a run
+        appended = httpx.post(f"{api}/runs/{run_id}/files/a.bin", content=os.urandom(2 << 20))
         assert appended.status_code == 413
         garbage = httpx.post(f"{api}/metrics", content=b"not a batch")
         assert garbage.status_code == 400
@@ -114,7 +115,7 @@ def test_oversized_requests_and_batches_get_413_with_a_clear_message(tmp_path: P
             for _ in range(4):
                 yield os.urandom(512 << 10)
 
-        streamed = httpx.post(f"{api}/runs/r/files/b.bin", content=chunks())
+        streamed = httpx.post(f"{api}/runs/{run_id}/files/b.bin", content=chunks())
         assert streamed.status_code == 413
     finally:
         server.stop()

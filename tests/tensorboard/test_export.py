@@ -182,6 +182,6 @@ def test_bad_input(tmp_path: Path, exported: Exported) -> None:
     with pytest.raises(TensorboardError, match="is a file"):
         export_to_tensorboard(exported.root, a_file)
     with pytest.raises(NotFoundError, match="No run 'nope:9'"):
-        export_to_tensorboard("nope:9", tmp_path / "out")
+        export_to_tensorboard("nope:9", tmp_path / "out", workspace=exported.root.experiment.workspace)
     with pytest.raises(TensorboardError, match="Cannot export int"):
         export_to_tensorboard(42, tmp_path / "out")  # type: ignore[arg-type]

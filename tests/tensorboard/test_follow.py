@@ -128,11 +128,12 @@ def test_serving_a_folder_as_it_is(tmp_path: Path) -> None:
     assert (tmp_path / "logs" / "mine").is_dir(), "a folder the user gave is kept"
 
 
-def test_bad_input(tmp_path: Path, exp: Experiment) -> None:
+def test_bad_input(tmp_path: Path, ws: Workspace, exp: Experiment, monkeypatch: pytest.MonkeyPatch) -> None:
     a_file = tmp_path / "file"
     a_file.write_text("x")
     with pytest.raises(TensorboardError, match="is a file"):
         Tensorboard([], local_root=a_file).start()
+    monkeypatch.setenv("RUNHISTORY_TRACKING_URI", ws.tracking_uri)
     with pytest.raises(NotFoundError, match="No run 'nope'"):
         Tensorboard(["nope"])
     with socket.socket() as busy:

@@ -7,21 +7,35 @@ serializes what needs it with row locks and retries (see ``store.py``).
 The schema is brought to the newest Alembic revision on open (under a file lock on SQLite,
 a PostgreSQL advisory lock on PostgreSQL); a database written by a newer runhistory is
 refused with a clear error instead of being misread.
+
+A SQLite database is created whole (built beside, then linked into place), so a file that
+exists is never initialised: an empty, foreign or damaged file is refused with
+:class:`CorruptWorkspaceError` and left as it is. When the last connection of a process
+closes, the write-ahead log is checkpointed into the ``.db`` file, so that the file alone
+holds the data (a copy of it is a whole workspace).
 """
 
 from __future__ import annotations
 
+import os
+import sqlite3
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import sqlalchemy as sa
 from filelock import FileLock
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
-from runhistory.errors import RunHistoryError, SchemaVersionError, StoreUnavailableError
+from runhistory.errors import (
+    CorruptWorkspaceError,
+    RunHistoryError,
+    SchemaVersionError,
+    StoreUnavailableError,
+    WorkspaceNotFoundError,
+)
 from runhistory.store.sql.schema import SCHEMA_REVISION
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
@@ -29,6 +43,12 @@ SQLITE_BUSY_TIMEOUT_S = 60.0
 # pg_advisory_lock key held while migrating a PostgreSQL database ("rhmigrat" in ASCII).
 POSTGRES_MIGRATION_LOCK = 0x72686D6967726174
 POSTGRES_CONNECT_TIMEOUT_S = 10
+SQLITE_HEADER = b"SQLite format 3\x00"
+# How long closing the last connection waits for other processes' readers before it leaves
+# the write-ahead log to them (they checkpoint it when they close).
+SQLITE_CHECKPOINT_WAIT_MS = 2000
+# SQLite's primary result codes: a damaged file, a file it cannot open, a file that is not a database.
+_SQLITE_CORRUPT, _SQLITE_CANTOPEN, _SQLITE_NOTADB = 11, 14, 26
 
 
 def head_revision() -> str:
@@ -47,12 +67,20 @@ def _script_directory():
     return ScriptDirectory(str(MIGRATIONS_DIR))
 
 
-def create_sqlite_engine(db_path: Path) -> Engine:
-    """An engine on a SQLite file with WAL, busy timeout and foreign keys on."""
-    engine = sa.create_engine(
-        f"sqlite:///{db_path}",
-        connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S, "check_same_thread": False},
-    )
+def create_sqlite_engine(db_path: Path, *, must_exist: bool = False) -> Engine:
+    """An engine on a SQLite file with WAL, busy timeout and foreign keys on.
+
+    With ``must_exist``, a connection never creates the file (one deleted meanwhile is an
+    error, not a new empty database). A damaged file raises :class:`CorruptWorkspaceError`
+    from any query; the last connection of the process to close checkpoints the WAL.
+    """
+    target = f"file:{quote(str(db_path))}" + ("?mode=rw" if must_exist else "")
+
+    def _connect() -> sqlite3.Connection:
+        return sqlite3.connect(target, uri=True, timeout=SQLITE_BUSY_TIMEOUT_S, check_same_thread=False)
+
+    engine = sa.create_engine(f"sqlite:///{db_path}", creator=_connect, poolclass=sa.pool.QueuePool)
+    open_connections = {"pid": os.getpid(), "count": 0}
 
     @event.listens_for(engine, "connect")
     def _configure(dbapi_connection, _record) -> None:
@@ -63,19 +91,95 @@ def create_sqlite_engine(db_path: Path) -> Engine:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute(f"PRAGMA busy_timeout={int(SQLITE_BUSY_TIMEOUT_S * 1000)}")
         cursor.close()
+        if open_connections["pid"] != os.getpid():  # a forked child inherited none of them
+            open_connections.update(pid=os.getpid(), count=0)
+        open_connections["count"] += 1
+
+    @event.listens_for(engine.pool, "close")
+    @event.listens_for(engine.pool, "close_detached")
+    def _checkpoint_after_the_last(dbapi_connection, *_record) -> None:
+        if open_connections["pid"] != os.getpid():
+            return
+        open_connections["count"] -= 1
+        if open_connections["count"] <= 0:
+            checkpoint_sqlite(dbapi_connection)
 
     @event.listens_for(engine, "begin")
     def _begin(connection) -> None:
         mode = "IMMEDIATE" if connection.get_execution_options().get("writing") else "DEFERRED"
         connection.exec_driver_sql(f"BEGIN {mode}")
 
+    @event.listens_for(engine, "handle_error")
+    def _file_errors_as_sentences(context) -> None:
+        error = context.original_exception
+        if is_corruption(error):
+            raise CorruptWorkspaceError(corrupt_message(db_path, error)) from context.sqlalchemy_exception
+        if must_exist and _sqlite_code(error) == _SQLITE_CANTOPEN:
+            if not db_path.exists():
+                raise WorkspaceNotFoundError(
+                    f"The workspace database {db_path} was moved or deleted while in use; put it back "
+                    f"(or restore a backup) and run again."
+                ) from context.sqlalchemy_exception
+            raise RunHistoryError(
+                f"Cannot open the workspace database {db_path} ({error}): this user needs to read and "
+                f"write it and its folder {db_path.parent}."
+            ) from context.sqlalchemy_exception
+
     return engine
 
 
-def open_sqlite(db_path: Path) -> Engine:
-    """Open (creating or upgrading as needed) the SQLite database of a workspace."""
-    db_path.parent.mkdir(parents=True, exist_ok=True)
-    engine = create_sqlite_engine(db_path)
+def checkpoint_sqlite(dbapi_connection: sqlite3.Connection) -> None:
+    """Copy the write-ahead log into the database file and empty it (best effort: a damaged
+    file, or readers of other processes holding on past a short wait, leave it as it is)."""
+    try:
+        dbapi_connection.execute(f"PRAGMA busy_timeout={SQLITE_CHECKPOINT_WAIT_MS}")
+        dbapi_connection.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+    except sqlite3.Error:
+        pass
+
+
+def is_corruption(error: BaseException | None) -> bool:
+    """Whether a DB-API error says the SQLite file is damaged or is not a database."""
+    if not isinstance(error, sqlite3.DatabaseError):
+        return False
+    code = _sqlite_code(error)
+    if code is not None:
+        return code in (_SQLITE_CORRUPT, _SQLITE_NOTADB)
+    text = str(error)
+    return "malformed" in text or "not a database" in text
+
+
+def _sqlite_code(error: BaseException | None) -> int | None:
+    """The primary SQLite result code of a sqlite3 error (None for others)."""
+    code = getattr(error, "sqlite_errorcode", None) if isinstance(error, sqlite3.Error) else None
+    return None if code is None else code & 0xFF
+
+
+def corrupt_message(db_path: Path, reason: object, *, foreign: bool = False) -> str:
+    """The one sentence of a damaged (or, ``foreign``, an empty or not runhistory's) workspace database."""
+    if foreign:
+        advice = "put the workspace's backup there, or move the file away to start a new workspace"
+    else:
+        advice = (
+            "restore it from a backup (`runhistory workspace backup DEST` makes one) "
+            "and verify it with `runhistory workspace check`"
+        )
+    return f"The workspace database {db_path} cannot be used ({reason}) and was left as it is; {advice}."
+
+
+def open_sqlite(db_path: Path, *, create: bool = True) -> Engine:
+    """Open (creating or upgrading as needed) the SQLite database of a workspace.
+
+    A new database is made only where no file exists (and ``create`` is true: else
+    :class:`WorkspaceNotFoundError`); an existing file that is empty, not SQLite, or SQLite
+    without runhistory's tables is refused with :class:`CorruptWorkspaceError`, unchanged.
+    """
+    if not db_path.exists():
+        if not create:
+            raise WorkspaceNotFoundError(f"No runhistory database at {db_path}.")
+        _create_sqlite(db_path)
+    refuse_unless_runhistory_sqlite(db_path)
+    engine = create_sqlite_engine(db_path, must_exist=True)
     try:
         if _stored_revision(engine) != SCHEMA_REVISION:
             with FileLock(str(db_path) + ".lock", timeout=SQLITE_BUSY_TIMEOUT_S):
@@ -83,7 +187,72 @@ def open_sqlite(db_path: Path) -> Engine:
     except sa.exc.DatabaseError as exc:
         engine.dispose()
         raise RunHistoryError(f"Cannot open {db_path} as a runhistory workspace database: {exc.orig}.") from exc
+    except BaseException:
+        engine.dispose()
+        raise
     return engine
+
+
+def refuse_unless_runhistory_sqlite(db_path: Path) -> None:
+    """Raise :class:`CorruptWorkspaceError` unless ``db_path`` is a SQLite file with runhistory's
+    tables; reads only (a check before anything could write to a file that is not ours)."""
+    try:
+        with open(db_path, "rb") as file:
+            header = file.read(len(SQLITE_HEADER))
+    except OSError as exc:
+        raise RunHistoryError(f"Cannot read the workspace database {db_path}: {exc.strerror or exc}.") from exc
+    if not header:
+        raise CorruptWorkspaceError(corrupt_message(db_path, "the file is empty: 0 bytes", foreign=True))
+    if header != SQLITE_HEADER:
+        raise CorruptWorkspaceError(corrupt_message(db_path, "the file is not a SQLite database", foreign=True))
+    try:
+        probe = sqlite3.connect(f"file:{quote(str(db_path))}?mode=rw", uri=True, timeout=SQLITE_BUSY_TIMEOUT_S)
+        try:
+            tables = {row[0] for row in probe.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        finally:
+            probe.close()
+    except sqlite3.DatabaseError as exc:
+        if is_corruption(exc):
+            raise CorruptWorkspaceError(corrupt_message(db_path, exc)) from exc
+        raise RunHistoryError(f"Cannot open {db_path} as a runhistory workspace database: {exc}.") from exc
+    if "alembic_version" not in tables:
+        raise CorruptWorkspaceError(corrupt_message(db_path, "a SQLite database without runhistory's tables", foreign=True))
+
+
+def _create_sqlite(db_path: Path) -> None:
+    """Make a new workspace database at ``db_path`` whole: built beside it, then linked into
+    place only if no file appeared there meanwhile (so other openers never see it half made)."""
+    try:
+        db_path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise RunHistoryError(f"Cannot create the workspace folder {db_path.parent}: {exc.strerror or exc}.") from exc
+    with FileLock(str(db_path) + ".lock", timeout=SQLITE_BUSY_TIMEOUT_S):
+        if db_path.exists():
+            return
+        building = db_path.with_name(f".{db_path.name}.new-{os.getpid()}")
+        try:
+            engine = create_sqlite_engine(building)
+            try:
+                migrate(engine, where=str(db_path))
+            finally:
+                engine.dispose()
+            # everything into the one file before it gets its name: a -wal left beside the
+            # temporary name would not follow it
+            settle = sqlite3.connect(building)
+            try:
+                settle.execute("PRAGMA journal_mode=DELETE").fetchall()
+            finally:
+                settle.close()
+            try:
+                os.link(building, db_path)  # fails if a file is there: what is there is kept
+            except FileExistsError:
+                pass
+            except OSError:  # a file system without hard links
+                if not db_path.exists():
+                    os.replace(building, db_path)
+        finally:
+            for leftover in (building, *(Path(f"{building}{suffix}") for suffix in ("-wal", "-shm", "-journal"))):
+                leftover.unlink(missing_ok=True)
 
 
 def postgres_url(uri: str) -> str:
@@ -158,15 +327,19 @@ def create_postgres_engine(uri: str) -> Engine:
     return engine
 
 
-def open_postgres(uri: str) -> Engine:
+def open_postgres(uri: str, *, create: bool = True) -> Engine:
     """Open (creating the tables or upgrading them as needed) the PostgreSQL database of a workspace.
 
     The database itself must exist; concurrent openers migrate one at a time under an advisory lock.
+    With ``create`` False, a database without runhistory's tables is :class:`WorkspaceNotFoundError`.
     """
     engine = create_postgres_engine(uri)
     where = redact_uri(uri)
     try:
-        if _stored_revision(engine) != SCHEMA_REVISION:
+        stored = _stored_revision(engine)
+        if stored is None and not create:
+            raise WorkspaceNotFoundError(f"The PostgreSQL database {where} holds no runhistory workspace yet.")
+        if stored != SCHEMA_REVISION:
             with engine.connect() as lock:
                 lock.execute(sa.select(sa.func.pg_advisory_lock(POSTGRES_MIGRATION_LOCK)))
                 lock.commit()

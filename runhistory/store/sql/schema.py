@@ -22,7 +22,7 @@ from sqlalchemy import (
 
 # The newest migration's revision. Checked against Alembic by the tests; kept here so that
 # opening an up-to-date workspace never imports Alembic (it costs ~0.15 s per process).
-SCHEMA_REVISION = "0004"
+SCHEMA_REVISION = "0005"
 
 metadata = MetaData()
 
@@ -49,7 +49,12 @@ runs = Table(
     Column("end_time", Float, nullable=True),
     Column("error", Text, nullable=True),
     Column("target", String(255), nullable=True),  # the compute target of a job run
-    Column("heartbeat_time", Float, nullable=True),  # last sign of life of a job's supervisor
+    Column("heartbeat_time", Float, nullable=True),  # last sign of life of a job's supervisor or a run's owner
+    # The process that started an interactive or child run (see runhistory/liveness.py); NULL for jobs.
+    Column("owner_host", String(255), nullable=True),
+    Column("owner_machine", String(64), nullable=True),
+    Column("owner_pid", Integer, nullable=True),
+    Column("owner_start_time", Float, nullable=True),
     UniqueConstraint("experiment_id", "number", name="uq_runs_experiment_number"),
     Index("ix_runs_parent_id", "parent_id"),
     Index("ix_runs_target_status", "target", "status"),

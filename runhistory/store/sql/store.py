@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import secrets
 import time
 from contextlib import contextmanager
@@ -26,7 +27,9 @@ import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from runhistory.errors import NotFoundError, RunHistoryError, StoreUnavailableError
+from runhistory import liveness
+from runhistory import validation
+from runhistory.errors import MetricValueError, NotFoundError, RunFinishedError, RunHistoryError, StoreUnavailableError
 from runhistory.store import codec
 from runhistory.store.base import (
     HEARTBEAT_TIMEOUT_S,
@@ -37,6 +40,7 @@ from runhistory.store.base import (
     MetricSeries,
     MetricSummary,
     RunFilter,
+    RunOwner,
     RunRecord,
     RunStatus,
     RunStore,
@@ -95,8 +99,8 @@ class SqlRunStore(RunStore):
                 with self._writing() as connection:
                     return work(connection, *args)
             except sa.exc.OperationalError as exc:
-                if "locked" not in str(exc.orig) and "busy" not in str(exc.orig):
-                    raise RunHistoryError(f"The run history at {self.uri} could not be written: {exc.orig}") from exc
+                if "locked" not in str(exc.orig) and "busy" not in str(exc.orig):  # disk full, I/O error: may pass
+                    raise StoreUnavailableError(f"The run history at {self.uri} could not be written: {exc.orig}") from exc
                 if attempt == _RETRIES_WHEN_LOCKED - 1:
                     raise StoreUnavailableError(f"The run history at {self.uri} stayed locked by another process.") from exc
                 time.sleep(0.05 * 2**attempt)
@@ -111,7 +115,9 @@ class SqlRunStore(RunStore):
             except sa.exc.DBAPIError as exc:
                 state = getattr(exc.orig, "sqlstate", None)
                 if state not in _POSTGRES_RETRYABLE or attempt == _RETRIES_ON_CONFLICT - 1:
-                    raise RunHistoryError(
+                    # an OperationalError (disk full, canceled, shutting down) may pass; a refused value does not
+                    failure = StoreUnavailableError if isinstance(exc, sa.exc.OperationalError) else RunHistoryError
+                    raise failure(
                         f"The run history at {_redact(self.uri)} could not be written: {_first_line(exc.orig)}"
                     ) from exc
                 time.sleep(0.01 * 2**attempt * (0.5 + secrets.randbelow(1000) / 1000))
@@ -119,10 +125,13 @@ class SqlRunStore(RunStore):
 
     # experiments
     def get_or_create_experiment(self, name: str) -> ExperimentRecord:
+        validation.validate_experiment_name(name)
         found = self.get_experiment(name)
         return found if found is not None else self._write(_insert_experiment, name)
 
     def get_experiment(self, name: str) -> ExperimentRecord | None:
+        if not validation.is_storable_text(name):  # no experiment has such a name
+            return None
         with self._reading() as connection:
             row = connection.execute(sa.select(experiments).where(experiments.c.name == name)).first()
         return None if row is None else ExperimentRecord(row.id, row.name, row.created_time)
@@ -142,23 +151,54 @@ class SqlRunStore(RunStore):
         status: str = RunStatus.RUNNING,
         run_type: str = "interactive",
         target: str | None = None,
+        owner: RunOwner | None = None,
     ) -> RunRecord:
-        run_id = self._write(_insert_run, experiment_id, display_name, parent_id, status, run_type, target)
+        self._check_new_run(experiment_id, display_name, parent_id, status, run_type, target)
+        owner = None if owner is None else _checked_owner(owner)
+        run_id = self._write(_insert_run, experiment_id, display_name, parent_id, status, run_type, target, owner)
         return self._require_run(run_id)
 
+    def _check_new_run(
+        self, experiment_id: Any, display_name: Any, parent_id: Any, status: Any, run_type: Any, target: Any
+    ) -> None:
+        """The store's checks of a new run (its experiment and parent must exist)."""
+        if not _is_int64(experiment_id) or self._experiment_name(experiment_id) is None:
+            raise NotFoundError(f"No experiment with id {experiment_id!r:.40} in the run history at {_redact(self.uri)}.")
+        if display_name is not None:
+            validation.validate_name(display_name, "display", f"a new run of experiment {experiment_id}")
+        validation.validate_status(status)
+        validation.validate_run_type(run_type)
+        if target is not None:
+            validation.validate_target_name(target)
+        if parent_id is not None:
+            parent = self._require_run(validation.validate_run_id(parent_id, "parent run id"))
+            if parent.experiment_id != experiment_id:
+                raise RunHistoryError(f"Parent run {parent_id} belongs to another experiment than {experiment_id}.")
+
+    def _experiment_name(self, experiment_id: int) -> str | None:
+        with self._reading() as connection:
+            return connection.execute(sa.select(experiments.c.name).where(experiments.c.id == experiment_id)).scalar()
+
     def get_run(self, run_id: str) -> RunRecord | None:
+        if not validation.is_storable_text(run_id):  # no run has such an id (a command line's undecodable bytes)
+            return None
         with self._reading() as connection:
             row = connection.execute(_select_runs().where(runs.c.id == run_id)).first()
         return None if row is None else self._expire_if_stale(_run_record(row))
 
     def get_run_by_number(self, experiment_id: int, number: int) -> RunRecord | None:
+        if not (_is_int64(experiment_id) and _is_int64(number)):  # no run has such a number
+            return None
         query = _select_runs().where(runs.c.experiment_id == experiment_id, runs.c.number == number)
         with self._reading() as connection:
             row = connection.execute(query).first()
         return None if row is None else self._expire_if_stale(_run_record(row))
 
     def _expire_if_stale(self, record: RunRecord) -> RunRecord:
-        """The run as stored, after marking it Failed if it is a job whose supervisor is gone."""
+        """The run as stored, after marking it Failed if it is a job whose supervisor is gone, or
+        Failed / NotResponding if its owner process is gone / silent (see :mod:`runhistory.liveness`)."""
+        if record.run_type != JOB_RUN_TYPE:
+            return self._expire_owned_if_stale(record)
         silence = _silence(record, time.time())
         if silence is None:
             return record
@@ -175,6 +215,26 @@ class SqlRunStore(RunStore):
             return dataclasses.replace(record, status=RunStatus.FAILED, error=error, end_time=time.time())
         return self._require_run(record.id)
 
+    def _expire_owned_if_stale(self, record: RunRecord) -> RunRecord:
+        silence = _owner_silence(record, time.time())
+        if silence is None or silence <= liveness.OWNER_LOST_AFTER_S or liveness.is_this_process(record):
+            return record  # beating, or owned by this very process, which is alive since it reads
+        if liveness.owner_is_gone(record):
+            error = liveness.process_lost_error(record, silence)
+            status, work = RunStatus.FAILED, (_fail_lost_run, record.id, error)
+        elif silence > liveness.OWNER_HEARTBEAT_TIMEOUT_S and record.status == RunStatus.RUNNING:
+            error, status, work = record.error, RunStatus.NOT_RESPONDING, (_mark_not_responding, record.id)
+        else:
+            return record
+        try:
+            self._write(*work)
+        except RunHistoryError:  # a read-only reader still reports what it found
+            end = time.time() if status == RunStatus.FAILED else record.end_time
+            return dataclasses.replace(record, status=status, error=error, end_time=end)
+        with self._reading() as connection:  # as stored now (an owner that beat meanwhile wins)
+            row = connection.execute(_select_runs().where(runs.c.id == record.id)).first()
+        return record if row is None else _run_record(row)
+
     def list_runs(self, run_filter: RunFilter) -> list[RunRecord]:
         query = _select_runs()
         if run_filter.experiment_id is not None:
@@ -185,7 +245,9 @@ class SqlRunStore(RunStore):
             query = query.where(runs.c.parent_id.is_(None))
         if run_filter.target is not None:
             query = query.where(runs.c.target == run_filter.target)
-        if run_filter.status is not None:
+        if run_filter.status in _MAY_READ_AS:  # a run stored as Running may read as NotResponding or Failed now
+            query = query.where(runs.c.status.in_(_MAY_READ_AS[run_filter.status]))
+        elif run_filter.status is not None:
             query = query.where(runs.c.status == run_filter.status)
         for key, value in run_filter.tags.items():
             match = sa.select(tags.c.run_id).where(tags.c.key == key)
@@ -196,7 +258,7 @@ class SqlRunStore(RunStore):
         with self._reading() as connection:
             records = [_run_record(row) for row in connection.execute(query)]
         records = [self._expire_if_stale(record) for record in records]
-        if run_filter.status is not None:  # a stale job read as Running is Failed now
+        if run_filter.status is not None:  # a stale run read as Running is Failed (or NotResponding) now
             records = [record for record in records if record.status == run_filter.status]
         return records
 
@@ -209,6 +271,10 @@ class SqlRunStore(RunStore):
         only_if_not_terminal: bool = True,
         at: float | None = None,
     ) -> RunRecord:
+        validation.validate_status(status)
+        error = validation.validate_error(error, run_id)
+        if at is not None:
+            at = validation.validate_wall_time(at, f"time of the status change of run {run_id}")
         self._require_run(run_id)
         self._write(_update_status, run_id, status, error, only_if_not_terminal, at)
         return self._require_run(run_id)
@@ -228,7 +294,9 @@ class SqlRunStore(RunStore):
         return self._write(_claim_slot, run_id, target, max_concurrent)
 
     def save_compute_target(self, name: str, kind: str, config: Mapping[str, Any]) -> ComputeTargetRecord:
-        self._write(_upsert_compute_target, name, kind, json.dumps(dict(config), sort_keys=True))
+        validation.validate_target_name(name)
+        validation.validate_target_kind(kind, name)
+        self._write(_upsert_compute_target, name, kind, validation.validate_target_config(config, name))
         found = self.get_compute_target(name)
         assert found is not None
         return found
@@ -245,15 +313,19 @@ class SqlRunStore(RunStore):
 
     # tags and properties
     def set_tags(self, run_id: str, new_tags: Mapping[str, str | None]) -> None:
+        checked = validation.validate_key_values(new_tags, "tag", f"run {run_id}", allow_none=True)
         self._require_run(run_id)
-        self._write(_upsert, tags, run_id, new_tags)
+        if checked:
+            self._write(_upsert, tags, run_id, checked)
 
     def get_tags(self, run_id: str) -> dict[str, str | None]:
         return self._key_values(tags, run_id)
 
     def add_properties(self, run_id: str, new_properties: Mapping[str, str]) -> None:
+        checked = validation.validate_key_values(new_properties, "property", f"run {run_id}")
         self._require_run(run_id)
-        self._write(_insert_properties, run_id, new_properties)
+        if checked:
+            self._write(_insert_properties, run_id, checked)
 
     def get_properties(self, run_id: str) -> dict[str, str]:
         return self._key_values(properties, run_id)
@@ -265,7 +337,11 @@ class SqlRunStore(RunStore):
 
     # metrics
     def append_metrics(self, batches: Iterable[MetricBatch], batch_id: str | None = None) -> None:
-        batches = [batch for batch in batches if len(batch.values)]
+        """Append checked batches (see :func:`runhistory.validation.check_metric_batch`) to runs
+        that exist and have not ended, atomically: one refused batch refuses the whole call."""
+        if batch_id is not None and (not isinstance(batch_id, str) or not 0 < len(batch_id) <= 64):
+            raise MetricValueError(f"A metric batch id must be 1 to 64 characters, got {batch_id!r:.80}.")
+        batches = [batch for batch in map(validation.check_metric_batch, batches) if len(batch.values)]
         if batch_id is not None:
             self._write(_append_batches_once, batches, batch_id)
             self._prune_batch_ids_now_and_then()
@@ -332,6 +408,16 @@ def _insert_experiment(connection: Connection, name: str) -> ExperimentRecord:
     return ExperimentRecord(result.inserted_primary_key[0], name, created)
 
 
+_NOT_IN_AN_ID = re.compile(r"[^\w.-]+")
+_ID_PREFIX_CHARS = 48
+
+
+def _id_prefix(experiment_name: str) -> str:
+    """The experiment's name as the start of a run id: one plain folder name of bounded length,
+    since a run's files live under its id (an experiment may be called ``team/sweep`` or be long)."""
+    return _NOT_IN_AN_ID.sub("_", experiment_name).lstrip(".")[:_ID_PREFIX_CHARS] or "run"
+
+
 def _insert_run(
     connection: Connection,
     experiment_id: int,
@@ -340,6 +426,7 @@ def _insert_run(
     status: str,
     run_type: str,
     target: str | None,
+    owner: RunOwner | None = None,
 ) -> str:
     # The experiment row's lock (PostgreSQL; SQLite's BEGIN IMMEDIATE already serializes) makes
     # numbering and child ids race-free: concurrent creators in one experiment take turns.
@@ -351,7 +438,7 @@ def _insert_run(
     ).scalar_one()
     now = time.time()
     if parent_id is None:
-        run_id = f"{experiment_name}_{int(now)}_{secrets.token_hex(4)}"
+        run_id = f"{_id_prefix(experiment_name)}_{int(now)}_{secrets.token_hex(4)}"
     else:
         siblings = connection.execute(
             sa.select(sa.func.count()).select_from(runs).where(runs.c.parent_id == parent_id)
@@ -369,9 +456,37 @@ def _insert_run(
             target=target,
             created_time=now,
             start_time=now if status == RunStatus.RUNNING else None,
+            **_owner_columns(owner, now),
         )
     )
     return run_id
+
+
+def _checked_owner(owner: Any) -> RunOwner:
+    """The owner of a new run, as the store keeps it; one sentence for what it cannot keep."""
+    if not isinstance(owner, RunOwner):
+        raise RunHistoryError(f"The owner of a new run must be a RunOwner, got {type(owner).__name__}.")
+    validation.validate_name(owner.host, "host", "the owner of a new run")
+    if owner.machine is not None:
+        if not isinstance(owner.machine, str) or len(owner.machine) > 64:
+            raise RunHistoryError("The machine of the owner of a new run must be a string of at most 64 characters.")
+        validation.validate_name(owner.machine, "machine", "the owner of a new run")
+    if not isinstance(owner.pid, int) or isinstance(owner.pid, bool) or not 0 <= owner.pid < 2**31:
+        raise RunHistoryError(f"The pid of the owner of a new run must be an int from 0 to 2**31 - 1, got {owner.pid!r:.40}.")
+    validation.validate_wall_time(owner.start_time, "start time of the owner of a new run")
+    return owner
+
+
+def _owner_columns(owner: RunOwner | None, now: float) -> dict[str, Any]:
+    if owner is None:
+        return {}
+    return {
+        "owner_host": owner.host,
+        "owner_machine": owner.machine,
+        "owner_pid": owner.pid,
+        "owner_start_time": owner.start_time,
+        "heartbeat_time": now,  # silence is counted from the run's creation until the first beat
+    }
 
 
 def _update_status(
@@ -393,11 +508,30 @@ def _update_status(
         values["error"] = json.dumps(error)
     update = sa.update(runs).where(runs.c.id == run_id).values(**values)
     if only_if_not_terminal:
-        update = update.where(runs.c.status.not_in(list(RunStatus.TERMINAL)))
+        still_open = runs.c.status.not_in(list(RunStatus.TERMINAL))
+        if status in RunStatus.TERMINAL:  # the run's own last word beats an end we only inferred
+            update = update.where(sa.or_(still_open, _ended_by_inference()))
+        else:
+            update = update.where(still_open)
+    if status in (RunStatus.QUEUED, RunStatus.STARTING, RunStatus.RUNNING):
+        # A requested cancel is never undone by a job that starts late: its supervisor sees it.
+        update = update.where(runs.c.status != RunStatus.CANCEL_REQUESTED)
     connection.execute(update)
 
 
-_ALIVE = (RunStatus.QUEUED, RunStatus.STARTING, RunStatus.RUNNING)
+# Error codes of ends the store inferred (a process or supervisor gone silent) rather than heard:
+# the run's own final status, arriving later (a replayed spool, a resumed supervisor), replaces them.
+_INFERRED_END_CODES = ("ProcessLost", "SupervisorLost")
+
+
+def _ended_by_inference() -> sa.ColumnElement[bool]:
+    return sa.and_(
+        runs.c.status == RunStatus.FAILED,
+        sa.or_(*(runs.c.error.contains(json.dumps({"code": code})[1:-1]) for code in _INFERRED_END_CODES)),
+    )
+
+
+_ALIVE = (RunStatus.QUEUED, RunStatus.STARTING, RunStatus.RUNNING, RunStatus.CANCEL_REQUESTED)
 _HOLDING_A_SLOT = (RunStatus.STARTING, RunStatus.RUNNING)
 
 
@@ -407,6 +541,52 @@ def _silence(record: RunRecord, now: float) -> float | None:
         return None
     silence = now - record.heartbeat_time
     return silence if silence > HEARTBEAT_TIMEOUT_S else None
+
+
+_OWNED_ALIVE = (RunStatus.RUNNING, RunStatus.NOT_RESPONDING)
+# The stored statuses a run that reads as this status may have (the rules apply when it is read).
+_MAY_READ_AS = {
+    RunStatus.NOT_RESPONDING: (RunStatus.RUNNING, RunStatus.NOT_RESPONDING),
+    RunStatus.FAILED: (RunStatus.FAILED, *_ALIVE, RunStatus.NOT_RESPONDING),
+}
+
+
+def _owner_silence(record: RunRecord, now: float) -> float | None:
+    """Seconds since the last heartbeat of an owned run that is still open; None for other runs."""
+    if record.owner_pid is None or record.status not in _OWNED_ALIVE or record.heartbeat_time is None:
+        return None
+    return now - record.heartbeat_time
+
+
+def _fail_lost_run(connection: Connection, run_id: str, error: dict[str, Any]) -> None:
+    now = time.time()
+    connection.execute(
+        sa.update(runs)
+        .where(
+            runs.c.id == run_id,
+            runs.c.status.in_(_OWNED_ALIVE),
+            runs.c.heartbeat_time < now - liveness.OWNER_LOST_AFTER_S,  # it did not beat since we read it
+        )
+        .values(
+            status=RunStatus.FAILED,
+            error=json.dumps(error),
+            end_time=now,
+            start_time=sa.func.coalesce(runs.c.start_time, now),
+        )
+    )
+
+
+def _mark_not_responding(connection: Connection, run_id: str) -> None:
+    now = time.time()
+    connection.execute(
+        sa.update(runs)
+        .where(
+            runs.c.id == run_id,
+            runs.c.status == RunStatus.RUNNING,
+            runs.c.heartbeat_time < now - liveness.OWNER_HEARTBEAT_TIMEOUT_S,
+        )
+        .values(status=RunStatus.NOT_RESPONDING)
+    )
 
 
 def _fail_stale_run(connection: Connection, run_id: str, error: dict[str, Any]) -> None:
@@ -429,6 +609,11 @@ def _fail_stale_run(connection: Connection, run_id: str, error: dict[str, Any]) 
 
 def _beat(connection: Connection, run_id: str) -> str:
     connection.execute(sa.update(runs).where(runs.c.id == run_id).values(heartbeat_time=time.time()))
+    connection.execute(  # a suspended owner that beats again is Running again
+        sa.update(runs)
+        .where(runs.c.id == run_id, runs.c.status == RunStatus.NOT_RESPONDING)
+        .values(status=RunStatus.RUNNING)
+    )
     return connection.execute(sa.select(runs.c.status).where(runs.c.id == run_id)).scalar_one()
 
 
@@ -501,8 +686,43 @@ def _insert_properties(connection: Connection, run_id: str, items: Mapping[str, 
         connection.execute(sa.insert(properties), new)
 
 
+def _require_open_runs(connection: Connection, batches: list[MetricBatch]) -> None:
+    """Refuse points for a run that does not exist, or that were logged after their run ended
+    (whatever handle logged them). Points logged before the end and arriving later (a spool
+    replayed once the server is back, a run ended by a reader who found its process gone)
+    are kept: their wall times say when they were logged."""
+    ended: dict[str, tuple[str, float | None]] = {}
+    found: set[str] = set()
+    for chunk in _chunked(sorted({batch.run_id for batch in batches})):
+        query = sa.select(runs.c.id, runs.c.status, runs.c.end_time).where(runs.c.id.in_(chunk))
+        for row in connection.execute(query):
+            found.add(row.id)
+            if row.status in RunStatus.TERMINAL:
+                ended[row.id] = (row.status, row.end_time)
+    for batch in batches:
+        if batch.run_id not in found:
+            raise NotFoundError(f"No run with id {batch.run_id!r}: its metrics cannot be stored.")
+        if batch.run_id in ended:
+            status, end_time = ended[batch.run_id]
+            if end_time is None or float(np.max(batch.times)) > end_time:
+                raise RunFinishedError(
+                    f"Run {batch.run_id} has ended ({status}); it takes no metrics logged after that: "
+                    f"log them into a new run."
+                )
+
+
+def _chunked(items: list[str]) -> Iterator[list[str]]:
+    for at in range(0, len(items), _NAMES_PER_QUERY):
+        yield items[at : at + _NAMES_PER_QUERY]
+
+
+def _is_int64(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and validation.INT64_MIN <= value <= validation.INT64_MAX
+
+
 def _append_batches(connection: Connection, batches: list[MetricBatch]) -> None:
     """Append each batch to its series: a constant number of statements however many series."""
+    _require_open_runs(connection, batches)
     series = _open_series(connection, batches)
     chunk_rows, updates = [], {}
     for batch in batches:
@@ -569,12 +789,18 @@ def _open_series(connection: Connection, batches: list[MetricBatch]) -> dict[tup
     def read(run_id: str, names: list[str]) -> None:
         for at in range(0, len(names), _NAMES_PER_QUERY):
             query = (
-                sa.select(metrics.c.id, metrics.c.name, metrics.c.count)
+                sa.select(metrics.c.id, metrics.c.name, metrics.c.count, metrics.c.kind)
                 .where(metrics.c.run_id == run_id, metrics.c.name.in_(names[at : at + _NAMES_PER_QUERY]))
                 .order_by(metrics.c.id)
                 .with_for_update()
             )
             for row in connection.execute(query):
+                logged_as = wanted[run_id][row.name].kind
+                if row.kind != logged_as:
+                    raise MetricValueError(
+                        f"Metric {row.name!r} of run {run_id} is a {row.kind} metric; it cannot also take "
+                        f"{logged_as} points. Use another name."
+                    )
                 found[(run_id, row.name)] = (row.id, row.count)
 
     for run_id in sorted(wanted):
@@ -617,6 +843,10 @@ def _run_record(row) -> RunRecord:
         error=None if row.error is None else json.loads(row.error),
         target=row.target,
         heartbeat_time=row.heartbeat_time,
+        owner_host=row.owner_host,
+        owner_machine=row.owner_machine,
+        owner_pid=row.owner_pid,
+        owner_start_time=row.owner_start_time,
     )
 
 
