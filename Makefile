@@ -19,7 +19,7 @@ demo: $(INSTALLED)
 # Debian postgresql package in when initdb is missing and we are root with apt-get.
 test: $(INSTALLED)
 	scripts/postgres.sh install
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 3
 
 bench: $(INSTALLED)
 	$(PY) benchmarks/logging.py

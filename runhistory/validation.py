@@ -69,30 +69,39 @@ def validate_name(name: Any, what: str, where: str) -> str:
 
 def validate_experiment_name(name: Any) -> str:
     """Letters, digits, ``_ . -``, starting with a letter or digit, at most 255 characters."""
-    if not isinstance(name, str) or not _PLAIN_NAME.match(name):
-        raise InvalidNameError(
-            f"Experiment name {name!r} is not valid: use 1 to 255 letters, digits, '_', '.' or '-', "
-            f"starting with a letter or digit."
-        )
-    return name
+    return _plain_name(name, "Experiment")
 
 
 def validate_target_name(name: Any) -> str:
     """A compute target's name: the same rule as an experiment's."""
+    return _plain_name(name, "Compute target")
+
+
+def _plain_name(name: Any, what: str) -> str:
     if not isinstance(name, str) or not _PLAIN_NAME.match(name):
         raise InvalidNameError(
-            f"Compute target name {name!r} is not valid: use 1 to 255 letters, digits, '_', '.' or '-', "
+            f"{what} name {name!r} is not valid: use 1 to 255 letters, digits, '_', '.' or '-', "
             f"starting with a letter or digit."
         )
     return name
 
 
+# The kinds of compute target this runhistory can run jobs on: a stored target of another kind
+# would break every reader of the workspace's targets, so the store takes no other.
+COMPUTE_TARGET_KINDS = ("local",)
+
+
 def validate_target_kind(kind: Any, name: str) -> str:
-    """A compute target's kind (``local``, ``ray``, ...): a short identifier."""
+    """A compute target's kind: one of :data:`COMPUTE_TARGET_KINDS`."""
     if not isinstance(kind, str) or not _TARGET_KIND.match(kind):
         raise InvalidNameError(
             f"The kind {kind!r} of compute target {name!r} is not valid: use 1 to 32 letters, digits, "
             f"'_', '.' or '-', starting with a letter."
+        )
+    if kind not in COMPUTE_TARGET_KINDS:
+        raise InvalidNameError(
+            f"Compute target {name!r} has the kind {kind!r}, which this runhistory cannot run jobs on; "
+            f"use one of {', '.join(COMPUTE_TARGET_KINDS)}."
         )
     return kind
 

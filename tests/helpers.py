@@ -7,6 +7,10 @@ import socket
 import subprocess
 import sys
 import textwrap
+import time
+from typing import Callable, TypeVar
+
+T = TypeVar("T")
 
 ENV_VARS = ("RUNHISTORY_TRACKING_URI", "RUNHISTORY_ARTIFACT_URI", "RUNHISTORY_RUN_ID", "RUNHISTORY_FLUSH_INTERVAL")
 
@@ -46,3 +50,15 @@ def port_is_free(port: int) -> bool:
         except OSError:
             return False
         return True
+
+
+def wait_until(check: Callable[[], T], timeout: float, interval: float = 0.05, what: str = "") -> T:
+    """Call ``check`` until it returns something truthy; fail the test after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g} s waiting for {what or check}")
+        time.sleep(interval)

@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from runhistory.artifacts import open_artifact_store
 from runhistory.environment import ENV_ARTIFACT_URI, ENV_RUN_ID, ENV_TRACKING_URI
+from runhistory.errors import ArtifactPathError
 from runhistory.jobs.process import (
     become_subreaper,
     describe_exit,
@@ -58,6 +59,7 @@ from runhistory.jobs.spec import (
 )
 from runhistory.jobs.streaming import ArtifactLog, FolderFollower, Tail, start_pump
 from runhistory.status import RunStatus
+from runhistory.jobs.start_claim import SQLITE_PREFIX, claim_start
 
 if TYPE_CHECKING:
     from runhistory.store.base import RunStore
@@ -123,7 +125,8 @@ class Supervisor:
         # a busy machine) before the run looks lost, and an S3 artifact store's imports would
         # only compete with it for the interpreter.
         threading.Thread(target=self._heartbeat_loop, name="runhistory-heartbeat", daemon=True).start()
-        self._first_beat.wait(FIRST_BEAT_WAIT_S)
+        if not self.tracking_uri.startswith(SQLITE_PREFIX):  # embedded: the start is claimed without the store
+            self._first_beat.wait(FIRST_BEAT_WAIT_S)
         spec = self._spec = JobSpec.from_json(self.artifacts.read(self.run_id, JOB_SPEC_FILE))
         self._watchdog = self._start_watchdog(spec)
         self.work.mkdir(parents=True, exist_ok=True)
@@ -141,10 +144,12 @@ class Supervisor:
         how the job ends (a cancel requested until now means the script never starts)."""
         if self._stop.is_set():
             return self._stop_outcome
-        status = self.store.heartbeat(self.run_id)
-        if status not in RunStatus.TERMINAL and status != RunStatus.CANCEL_REQUESTED:
-            # The store never moves a CancelRequested run back (a cancel that came since wins).
-            status = self.store.set_status(self.run_id, RunStatus.STARTING).status
+        status = None if self._store is not None else claim_start(self.tracking_uri, self.run_id)
+        if status is None:  # not claimed without the store: the store claims it
+            status = self.store.heartbeat(self.run_id)
+            if status not in RunStatus.TERMINAL and status != RunStatus.CANCEL_REQUESTED:
+                # The store never moves a CancelRequested run back (a cancel that came since wins).
+                status = self.store.set_status(self.run_id, RunStatus.STARTING).status
         if status == RunStatus.CANCEL_REQUESTED:
             self.note("Canceled before the script started")
             return Outcome(RunStatus.CANCELED)
@@ -294,12 +299,18 @@ class Supervisor:
         outputs = self.work / "outputs"
         if not outputs.is_dir():
             return
-        uploaded = 0
+        uploaded, refused = 0, []
         for path in sorted(p for p in outputs.rglob("*") if p.is_file()):
-            with open(path, "rb") as source:
-                self.artifacts.write(self.run_id, OUTPUTS_PREFIX + path.relative_to(outputs).as_posix(), source)
+            name = OUTPUTS_PREFIX + path.relative_to(outputs).as_posix()
+            try:
+                with open(path, "rb") as source:
+                    self.artifacts.write(self.run_id, name, source)
+            except ArtifactPathError as exc:  # one odd name never keeps the other outputs back
+                refused.append(name)
+                self.note(f"Left out {name}: {exc}")
+                continue
             uploaded += 1
-        self.note(f"Uploaded {uploaded} files from ./outputs")
+        self.note(f"Uploaded {uploaded} files from ./outputs" + (f" ({len(refused)} left out)" if refused else ""))
 
     # --- the watchdog ---
 

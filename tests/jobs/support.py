@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import os
 import textwrap
-import time
 from pathlib import Path
 from typing import Callable, Iterator, TypeVar
 
 from runhistory import Run
+from tests import helpers
 
 T = TypeVar("T")
 
@@ -25,15 +25,8 @@ def write_script(folder: Path, name: str, code: str) -> Path:
 
 
 def wait_until(check: Callable[[], T], timeout: float = JOB_TIMEOUT_S, interval: float = 0.05, what: str = "") -> T:
-    """Call ``check`` until it returns something truthy; fail the test after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what or check}")
-        time.sleep(interval)
+    """:func:`tests.helpers.wait_until` with a job's time-out by default."""
+    return helpers.wait_until(check, timeout, interval, what)
 
 
 def wait_for_status(run: Run, *statuses: str, timeout: float = JOB_TIMEOUT_S) -> str:

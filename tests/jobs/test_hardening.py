@@ -345,3 +345,18 @@ def test_a_source_folder_inside_the_workspaces_files_is_refused(exp: Experiment,
     write_script(inside, "job.py", "print('hi')\n")
     with pytest.raises(JobConfigError, match=r"^The source directory .*resubmitted is inside the workspace's own files"):
         exp.submit(ScriptRunConfig(inside, "job.py"))
+
+
+def test_an_output_name_no_store_keeps_is_left_out_and_the_other_outputs_are_uploaded(
+    exp: Experiment, source: Path
+) -> None:
+    code = (
+        "import os\nos.makedirs('outputs', exist_ok=True)\n"
+        "open('outputs/a\\\\b.txt', 'w').write('backslash')\n"
+        "open('outputs/model.txt', 'w').write('kept')\n"
+    )
+    run = _submit(exp, source, code)
+    assert run.wait_for_completion(timeout=60)["status"] == "Completed"
+    assert "outputs/model.txt" in run.get_file_names()
+    supervisor_log = exp.workspace.artifacts.read(run.id, "system_logs/supervisor.log").decode()
+    assert "Left out outputs/a\\b.txt" in supervisor_log

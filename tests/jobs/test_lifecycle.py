@@ -301,7 +301,7 @@ def test_a_queued_job_can_be_canceled(ws: Workspace, exp: Experiment, source: Pa
 
 def test_wait_for_completion_can_time_out(exp: Experiment, source: Path) -> None:
     run = _submit(exp, source, "import time\ntime.sleep(60)\n")
-    with pytest.raises(WaitTimeoutError, match=f"Run {run.id} is still (Queued|Running) after 0.5 s of waiting"):
+    with pytest.raises(WaitTimeoutError, match=f"Run {run.id} is still (Queued|Starting|Running) after 0.5 s of waiting"):
         run.wait_for_completion(timeout=0.5)
     run.cancel()
     wait_until(lambda: not supervisor_pids(run.id), timeout=10, what="the supervisor to leave")

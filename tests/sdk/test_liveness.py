@@ -11,7 +11,6 @@ import socket
 import subprocess
 import time
 from pathlib import Path
-from typing import Callable, TypeVar
 
 import psutil
 import pytest
@@ -19,11 +18,10 @@ import pytest
 from runhistory import Experiment, Run, ScriptRunConfig, Workspace, liveness
 from runhistory.errors import RunFinishedError
 from runhistory.store.base import RunOwner, RunStatus
-from tests.helpers import run_python, start_python
+from tests.helpers import run_python, start_python, wait_until
 from tests.postgres import BACKENDS
 from tests.server.support import ServerProcess
 
-T = TypeVar("T")
 
 OWN_RUNS = """
     import os, sys, time
@@ -36,16 +34,6 @@ OWN_RUNS = """
 """
 
 
-def wait_until(check: Callable[[], T], timeout: float, what: str) -> T:
-    """Poll ``check`` until it returns something true; fail the test after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"gave up after {timeout} s waiting for {what}")
-        time.sleep(0.05)
 
 
 def started_ids(process: subprocess.Popen) -> list[str]:

@@ -265,6 +265,8 @@ def test_experiment_and_compute_target_names_and_configs_are_checked_by_the_stor
             ws.store.save_compute_target(name, "local", {})
     with pytest.raises(InvalidNameError, match="kind"):
         ws.store.save_compute_target("t", "", {})
+    with pytest.raises(InvalidNameError, match="cannot run jobs on"):  # it would break ws.compute_targets
+        ws.store.save_compute_target("t", "bogus", {})
     for config in ({"x": object()}, {"x": math.nan}, {"x": "y" * (70 << 10)}, ["not", "a", "dict"]):
         with pytest.raises(RunHistoryError, match="configuration"):
             ws.store.save_compute_target("t", "local", config)
