@@ -1,10 +1,11 @@
-"""Claiming a job's start on an embedded (SQLite) run history with the standard library alone.
+"""A job's first steps on an embedded (SQLite) run history, with the standard library alone.
 
-A job's supervisor must know, right before it starts the script, that the run was not canceled
-meanwhile. Opening the full store first (importing SQLAlchemy and numpy) takes about half a
-second, which would be the script's start-up time; this one conditional UPDATE takes milliseconds.
-It makes the same change as ``RunStore.set_status(run_id, "Starting")`` (which never moves a
-canceled or ended run), atomically, so a cancel that comes after it finds a job that started.
+A job's supervisor starts its script before it imports SQLAlchemy and numpy (about half a second,
+seconds on a busy machine). Two things cannot wait that long: right before the script starts, the
+run must be claimed (moved to Starting unless it was canceled meanwhile: the same change as
+``RunStore.set_status(run_id, "Starting")``, which never moves a canceled or ended run), and the
+run must keep heartbeating until the full store is open, or readers would take it for lost. Each
+is one statement here, in milliseconds.
 """
 
 from __future__ import annotations
@@ -26,6 +27,23 @@ def claim_start(tracking_uri: str, run_id: str) -> str | None:
     None when this cannot be done here (not an embedded store, no such run, or SQLite refused):
     the caller then asks the full store.
     """
+    marks = ", ".join("?" * len(_BLOCKED))
+    return _update_and_read_status(
+        tracking_uri,
+        run_id,
+        f"UPDATE runs SET status = ?, heartbeat_time = ? WHERE id = ? AND status NOT IN ({marks})",
+        (RunStatus.STARTING, time.time(), run_id, *_BLOCKED),
+    )
+
+
+def beat(tracking_uri: str, run_id: str) -> str | None:
+    """Record a heartbeat of the run's supervisor; the run's status (None as for :func:`claim_start`)."""
+    return _update_and_read_status(
+        tracking_uri, run_id, "UPDATE runs SET heartbeat_time = ? WHERE id = ?", (time.time(), run_id)
+    )
+
+
+def _update_and_read_status(tracking_uri: str, run_id: str, update: str, parameters: tuple) -> str | None:
     if not tracking_uri.startswith(SQLITE_PREFIX):
         return None
     database = tracking_uri[len(SQLITE_PREFIX) :]
@@ -35,11 +53,7 @@ def claim_start(tracking_uri: str, run_id: str) -> str | None:
         return None
     try:
         connection.execute("BEGIN IMMEDIATE")
-        marks = ", ".join("?" * len(_BLOCKED))
-        connection.execute(
-            f"UPDATE runs SET status = ?, heartbeat_time = ? WHERE id = ? AND status NOT IN ({marks})",
-            (RunStatus.STARTING, time.time(), run_id, *_BLOCKED),
-        )
+        connection.execute(update, parameters)
         row = connection.execute("SELECT status FROM runs WHERE id = ?", (run_id,)).fetchone()
         connection.execute("COMMIT")
     except sqlite3.Error:

@@ -59,7 +59,7 @@ from runhistory.jobs.spec import (
 )
 from runhistory.jobs.streaming import ArtifactLog, FolderFollower, Tail, start_pump
 from runhistory.status import RunStatus
-from runhistory.jobs.start_claim import SQLITE_PREFIX, claim_start
+from runhistory.jobs.start_claim import SQLITE_PREFIX, beat, claim_start
 
 if TYPE_CHECKING:
     from runhistory.store.base import RunStore
@@ -125,7 +125,9 @@ class Supervisor:
         # a busy machine) before the run looks lost, and an S3 artifact store's imports would
         # only compete with it for the interpreter.
         threading.Thread(target=self._heartbeat_loop, name="runhistory-heartbeat", daemon=True).start()
-        if not self.tracking_uri.startswith(SQLITE_PREFIX):  # embedded: the start is claimed without the store
+        if self.tracking_uri.startswith(SQLITE_PREFIX):  # embedded: beats and the start claim need no store
+            threading.Thread(target=self._early_heartbeat_loop, name="runhistory-early-heartbeat", daemon=True).start()
+        else:
             self._first_beat.wait(FIRST_BEAT_WAIT_S)
         spec = self._spec = JobSpec.from_json(self.artifacts.read(self.run_id, JOB_SPEC_FILE))
         self._watchdog = self._start_watchdog(spec)
@@ -233,6 +235,18 @@ class Supervisor:
             if status is not None and self._check_status(status):
                 return
             if self._done.wait(HEARTBEAT_INTERVAL_S):
+                return
+
+    def _early_heartbeat_loop(self) -> None:
+        """Beat with the standard library until the full store is open (on a busy machine its
+        imports compete with the script's own and can take longer than the heartbeat time-out)."""
+        from runhistory.status import HEARTBEAT_INTERVAL_S
+
+        while not self._first_beat.is_set():
+            status = beat(self.tracking_uri, self.run_id)
+            if status is not None and self._check_status(status):
+                return
+            if self._first_beat.wait(HEARTBEAT_INTERVAL_S):
                 return
 
     def _check_status(self, status: str) -> bool:
