@@ -177,3 +177,17 @@ def board(request: pytest.FixtureRequest, logdata: LogData) -> Iterator[Board]:
     finally:
         client.close()
         server.stop()
+
+
+def serve_board(logdir: Path, load_fast: bool, min_runs: int, **options: Any) -> Iterator[Board]:
+    """A TensorBoard over ``logdir`` once it lists ``min_runs`` runs, stopped at the end (for fixtures)."""
+    server = TensorboardServer(logdir, port=0, load_fast=load_fast, **options)
+    server.start()
+    client = httpx.Client(base_url=server.url or "", timeout=30)
+    board = Board(server, client, load_fast)
+    try:
+        poll(lambda: board.get("data/runs"), lambda runs: len(runs) >= min_runs)
+        yield board
+    finally:
+        client.close()
+        server.stop()

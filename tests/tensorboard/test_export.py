@@ -7,15 +7,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-import httpx
 import numpy as np
 import pytest
 
 from runhistory import Experiment, Run, Workspace
 from runhistory.errors import NotFoundError, TensorboardError
 from runhistory.tensorboard.export import export_to_tensorboard
-from runhistory.tensorboard.launcher import TensorboardServer
-from tests.tensorboard.conftest import Board, make_png, poll
+from tests.tensorboard.conftest import Board, make_png, serve_board
 
 ALPHAS = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7]
 ROOT = "sweep-1"
@@ -75,16 +73,7 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> Exported:
 
 @pytest.fixture(scope="module", params=[True, False], ids=["load_fast", "python_loader"])
 def board(request: pytest.FixtureRequest, exported: Exported) -> Iterator[Board]:
-    server = TensorboardServer(exported.logdir, port=0, load_fast=request.param)
-    server.start()
-    client = httpx.Client(base_url=server.url or "", timeout=30)
-    board = Board(server, client, request.param)
-    try:
-        poll(lambda: board.get("data/runs"), lambda runs: len(runs) >= 9)
-        yield board
-    finally:
-        client.close()
-        server.stop()
+    yield from serve_board(exported.logdir, request.param, 9)
 
 
 def _scalars(board: Board, run: str, tag: str) -> list[list[float]]:

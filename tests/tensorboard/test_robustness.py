@@ -29,9 +29,9 @@ from runhistory.errors import NotFoundError, TensorboardError
 from runhistory.tensorboard import Tensorboard
 from runhistory.tensorboard.board import COPY_PREFIX
 from runhistory.tensorboard.export import export_to_tensorboard
-from runhistory.tensorboard.launcher import TensorboardServer, owner_identity
+from runhistory.tensorboard.launcher import owner_identity
 from tests.helpers import python_env
-from tests.tensorboard.conftest import Board, make_png, poll, scalar_steps
+from tests.tensorboard.conftest import Board, make_png, poll, scalar_steps, serve_board
 
 MIXED_AT = 10  # the step of the one string in a 100-point series
 
@@ -113,16 +113,7 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> Exported:
 
 @pytest.fixture(scope="module", params=[True, False], ids=["load_fast", "python_loader"])
 def board(request: pytest.FixtureRequest, exported: Exported) -> Iterator[Board]:
-    server = TensorboardServer(exported.logdir, port=0, load_fast=request.param, samples_per_plugin={"images": 0})
-    server.start()
-    client = httpx.Client(base_url=server.url or "", timeout=30)
-    board = Board(server, client, request.param)
-    try:
-        poll(lambda: board.get("data/runs"), lambda runs: len(runs) >= 5)
-        yield board
-    finally:
-        client.close()
-        server.stop()
+    yield from serve_board(exported.logdir, request.param, 5, samples_per_plugin={"images": 0})
 
 
 def _images(board: Board, run: str, tag: str) -> list[httpx.Response]:
