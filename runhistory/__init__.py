@@ -15,7 +15,8 @@ if TYPE_CHECKING:
     from runhistory.run import Run
     from runhistory.workspace import Workspace
 
-__version__ = "0.1.0"
+from runhistory.core.version import __version__
+
 VERSION = __version__  # azureml.core.VERSION's counterpart: the package version string
 
 _HOMES = {

@@ -19,7 +19,7 @@ from typing import Callable
 from urllib.parse import urlsplit
 
 from runhistory.artifacts import ArtifactStore, open_artifact_store
-from runhistory.errors import RunHistoryError, WorkspaceNotFoundError
+from runhistory.core.errors import RunHistoryError, WorkspaceNotFoundError
 from runhistory.metrics import MetricsBuffer, flush_all_buffers
 from runhistory.store.base import RunStore
 
@@ -147,8 +147,8 @@ def open_backends(
         if key not in _opened:
             store = _open_store(tracking_uri, token, create)
             if artifact_uri.startswith(HTTP_SCHEMES):
-                from runhistory.artifacts.remote import RemoteArtifactStore
-                from runhistory.store.remote import RemoteRunStore
+                from runhistory.client.artifacts import RemoteArtifactStore
+                from runhistory.client.store import RemoteRunStore
 
                 spool_with = store if isinstance(store, RemoteRunStore) else None  # small files wait in its spool
                 artifacts: ArtifactStore = RemoteArtifactStore(artifact_uri, token, spool_with)
@@ -161,7 +161,7 @@ def open_backends(
 
 def _open_store(tracking_uri: str, token: str | None = None, create: bool = True) -> RunStore:
     if tracking_uri.startswith(HTTP_SCHEMES):
-        from runhistory.store.remote import RemoteRunStore
+        from runhistory.client.store import RemoteRunStore
 
         return RemoteRunStore(tracking_uri, token)
     from runhistory.store.sql.engine import open_postgres, open_sqlite
@@ -196,7 +196,7 @@ def _exit_sequence() -> None:
 
 
 def _close_store(store: RunStore) -> None:
-    remote = sys.modules.get("runhistory.store.remote")
+    remote = sys.modules.get("runhistory.client.store")
     if remote is not None and isinstance(store, remote.RemoteRunStore):
         return  # a server's store drains its spool in its own exit handler, which runs after this one
     store.close()

@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping
 
-from runhistory.errors import RunHistoryError
+from runhistory.core.errors import RunHistoryError
 from runhistory.store.base import ExperimentRecord, RunFilter, RunStatus
-from runhistory.validation import validate_experiment_name
+from runhistory.core.validation import validate_experiment_name
 
 if TYPE_CHECKING:
     from runhistory.jobs.config import ScriptRunConfig

@@ -18,9 +18,10 @@ import threading
 import weakref
 from typing import Any
 
-from runhistory.errors import MetricValueError, NotFoundError, RunFinishedError, RunHistoryError, StoreUnavailableError
+from runhistory.core import settings
+from runhistory.core.errors import MetricValueError, NotFoundError, RunFinishedError, RunHistoryError, StoreUnavailableError
 from runhistory.store.base import MetricBatch, RunStore
-from runhistory.validation import (  # noqa: F401 - the SDK's checks, importable from here as before
+from runhistory.core.validation import (  # noqa: F401 - the SDK's checks, importable from here as before
     MAX_NAME_LENGTH,
     coerce_step,
     coerce_value,
@@ -28,7 +29,6 @@ from runhistory.validation import (  # noqa: F401 - the SDK's checks, importable
     validate_text_value,
 )
 
-DEFAULT_FLUSH_INTERVAL_S = 0.5
 
 
 class _Series:
@@ -54,7 +54,7 @@ class MetricsBuffer:
 
     def __init__(self, store: RunStore, flush_interval: float | None = None) -> None:
         self._store = store
-        self._interval = flush_interval or float(os.environ.get("RUNHISTORY_FLUSH_INTERVAL", DEFAULT_FLUSH_INTERVAL_S))
+        self._interval = flush_interval or settings.FLUSH_INTERVAL.positive_number()
         self._series: dict[tuple[str, str], _Series] = {}
         self._flush_lock = threading.RLock()
         self._wake = threading.Event()

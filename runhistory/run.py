@@ -12,9 +12,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Mapping
 
 from runhistory import liveness
+from runhistory.store import owners
 from runhistory.artifacts.base import validate_artifact_name
-from runhistory.environment import ENV_RUN_ID
-from runhistory.errors import (
+from runhistory.core import settings
+from runhistory.core.errors import (
     ArtifactNotFoundError,
     ArtifactPathError,
     ArtifactStorageError,
@@ -73,7 +74,7 @@ class Run:
     ) -> "Run":
         if display_name is not None:
             validate_name(display_name, "display", f"a new run of experiment {experiment.name!r}")
-        owned = run_type in liveness.OWNED_RUN_TYPES and status == RunStatus.RUNNING
+        owned = run_type in owners.OWNED_RUN_TYPES and status == RunStatus.RUNNING
         record = experiment.workspace._backends.store.create_run(
             experiment.id,
             display_name=display_name,
@@ -81,7 +82,7 @@ class Run:
             status=status,
             run_type=run_type,
             target=target,
-            owner=liveness.this_process() if owned else None,
+            owner=owners.this_process() if owned else None,
         )
         run = cls._from_record(experiment.workspace, record, experiment)
         if owned:  # this process heartbeats it and ends it at exit
@@ -91,14 +92,14 @@ class Run:
     @classmethod
     def get_context(cls, allow_offline: bool = True) -> "Run":
         """Inside a job: the job's own run. Elsewhere: an offline run that prints its metrics."""
-        run_id = os.environ.get(ENV_RUN_ID)
+        run_id = settings.RUN_ID.text() or None
         if run_id:
             from runhistory.workspace import Workspace
 
             return Workspace.from_config().get_run(run_id)
         if not allow_offline:
             raise NotFoundError(
-                f"Run.get_context(allow_offline=False) found no run: ${ENV_RUN_ID} is not set "
+                f"Run.get_context(allow_offline=False) found no run: ${settings.RUN_ID.name} is not set "
                 f"(this process was not started as a runhistory job)."
             )
         from runhistory.offline import OfflineRun
@@ -327,7 +328,7 @@ class Run:
         """Cancel the run. An interactive or child run is Canceled at once. A job run reads
         CancelRequested until its supervisor has ended the script's whole process tree, then
         Canceled; a job whose script has not started yet never starts it."""
-        from runhistory.status import JOB_RUN_TYPE  # plain constants; kept next to the one use
+        from runhistory.core.status import JOB_RUN_TYPE  # plain constants; kept next to the one use
 
         record = self._backends.store.get_run(self.id) or self._record
         if record.run_type != JOB_RUN_TYPE or record.status in RunStatus.TERMINAL:
@@ -354,10 +355,10 @@ class Run:
 
         ``show_output`` prints ``RunId:``, then the job's driver log (its stdout and
         stderr) as it grows, then an execution summary. A Failed run raises
-        :class:`~runhistory.errors.RunFailedError` with its error when ``raise_on_error``.
+        :class:`~runhistory.core.errors.RunFailedError` with its error when ``raise_on_error``.
         ``wait_post_processing`` is accepted for compatibility: a job's outputs are
         uploaded before its status becomes terminal, so there is nothing more to wait for.
-        ``timeout`` (seconds) raises :class:`~runhistory.errors.WaitTimeoutError` when passed.
+        ``timeout`` (seconds) raises :class:`~runhistory.core.errors.WaitTimeoutError` when passed.
         """
         from runhistory.jobs.watch import wait_for_run
 

@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from runhistory.backends import Backends, open_backends
-from runhistory.environment import ENV_ARTIFACT_URI, ENV_TRACKING_URI
-from runhistory.errors import NotFoundError, RunHistoryError, WorkspaceNotFoundError
+from runhistory.core import settings
+from runhistory.core.errors import NotFoundError, RunHistoryError, WorkspaceNotFoundError
 
 if TYPE_CHECKING:
     from runhistory.artifacts.base import ArtifactStore
@@ -208,9 +208,9 @@ def locate_workspace(path: str | os.PathLike | None = None) -> WorkspaceLocation
         if config is None:
             raise WorkspaceNotFoundError(f"No runhistory config.json at {Path(path).resolve()}.")
         return _location_of_config(config)
-    if os.environ.get(ENV_TRACKING_URI):
+    if settings.TRACKING_URI.is_set():
         return WorkspaceLocation(
-            os.environ[ENV_TRACKING_URI], os.environ.get(ENV_ARTIFACT_URI) or None, f"${ENV_TRACKING_URI}"
+            settings.TRACKING_URI.text(), settings.ARTIFACT_URI.text() or None, f"${settings.TRACKING_URI.name}"
         )
     searched = [Path.cwd(), *Path.cwd().parents]
     for folder in searched:
@@ -220,7 +220,7 @@ def locate_workspace(path: str | os.PathLike | None = None) -> WorkspaceLocation
     folders = ", ".join(str(folder) for folder in searched)
     raise WorkspaceNotFoundError(
         f"No runhistory workspace found: no {CONFIG_FOLDER}/{CONFIG_FILE} or {CONFIG_FILE} in {folders}, "
-        f"and ${ENV_TRACKING_URI} is not set; give the workspace's path or URI (--workspace), "
+        f"and ${settings.TRACKING_URI.name} is not set; give the workspace's path or URI (--workspace), "
         f"or start a run here to create ./{CONFIG_FOLDER}/."
     )
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from runhistory.artifacts.base import ArtifactStore, validate_artifact_name
-from runhistory.errors import RunHistoryError
+from runhistory.core.errors import RunHistoryError
 
 __all__ = ["ArtifactStore", "open_artifact_store", "validate_artifact_name"]
 
@@ -15,7 +15,7 @@ def open_artifact_store(uri: str) -> ArtifactStore:
 
         return S3ArtifactStore(uri)
     if uri.startswith(("http://", "https://")):  # a runhistory server (token from the environment or login)
-        from runhistory.artifacts.remote import RemoteArtifactStore
+        from runhistory.client.artifacts import RemoteArtifactStore
 
         return RemoteArtifactStore(uri)
     if "://" in uri:

@@ -7,7 +7,7 @@ store checks names with :func:`validate_artifact_name` before it touches anythin
 SDK, the server and any client hear the same sentence. Reads can be ranged and writes can
 append, so that a growing file (a job's TensorBoard events, its driver log) can be streamed
 both ways. A name that collides with a file or folder the run already has (``a/b`` after
-``a``, ``c`` after ``c/d``) is :class:`~runhistory.errors.ArtifactConflictError` on every store.
+``a``, ``c`` after ``c/d``) is :class:`~runhistory.core.errors.ArtifactConflictError` on every store.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import abc
 import re
 from typing import Any, BinaryIO
 
-from runhistory.errors import ArtifactConflictError, ArtifactPathError
+from runhistory.core.errors import ArtifactConflictError, ArtifactPathError
 
 MAX_PART_BYTES = 255  # what every common filesystem allows for one file or folder name
 MAX_NAME_BYTES = 1024  # S3's key limit, and well inside PATH_MAX

@@ -26,7 +26,7 @@ from runhistory.artifacts.base import (
     validate_range,
     validate_run_folder,
 )
-from runhistory.errors import ArtifactNotFoundError, ArtifactPathError, ArtifactStorageError, RunHistoryError
+from runhistory.core.errors import ArtifactNotFoundError, ArtifactPathError, ArtifactStorageError, RunHistoryError
 
 TEMPORARY_FOLDER = ".tmp"
 COPY_CHUNK_BYTES = 1 << 22

@@ -55,7 +55,7 @@ from runhistory.artifacts.base import (
     validate_range,
     validate_run_folder,
 )
-from runhistory.errors import ArtifactNotFoundError, ArtifactPathError, RunHistoryError, StoreUnavailableError
+from runhistory.core.errors import ArtifactNotFoundError, ArtifactPathError, RunHistoryError, StoreUnavailableError
 
 if TYPE_CHECKING:
     import s3fs

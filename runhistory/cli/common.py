@@ -13,13 +13,13 @@ from rich.console import Console
 from rich.table import Table
 
 from runhistory.backends import DB_FILE_NAME
-from runhistory.errors import RunHistoryError, WorkspaceNotFoundError
+from runhistory.core import settings
+from runhistory.core.errors import RunHistoryError, WorkspaceNotFoundError
 from runhistory.run import Run
 from runhistory.store.base import RunStatus
 from runhistory.workspace import (
     CONFIG_FILE,
     CONFIG_FOLDER,
-    ENV_TRACKING_URI,
     Workspace,
     WorkspaceLocation,
     locate_workspace,
@@ -30,7 +30,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 WORKSPACE_HELP = (
     "The workspace: a folder with config.json or .runhistory/, a config.json file, sqlite:///FILE, "
     "postgresql://USER:PASSWORD@HOST:PORT/DATABASE or a server's http(s)://HOST:PORT "
-    f"(default: ${ENV_TRACKING_URI}, else the nearest config.json)."
+    f"(default: ${settings.TRACKING_URI.name}, else the nearest config.json)."
 )
 _ROOT_WORKSPACE_KEY = "runhistory.workspace_ref"
 

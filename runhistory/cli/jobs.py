@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from runhistory.cli.common import workspace_option
-from runhistory.errors import RunHistoryError
+from runhistory.core.errors import RunHistoryError
 from runhistory.experiment import Experiment
 from runhistory.jobs.config import LOCAL_TARGET, ScriptRunConfig
 from runhistory.store.base import RunStatus

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from runhistory import __version__
+from runhistory.core.version import __version__
 from runhistory.cli.common import WORKSPACE_HELP, RunHistoryGroup, remember_root_workspace
 from runhistory.cli.experiments import experiments_group
 from runhistory.cli.jobs import submit_command

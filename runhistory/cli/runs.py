@@ -21,7 +21,7 @@ from runhistory.cli.format import (
     run_duration,
     status_text,
 )
-from runhistory.errors import NotFoundError, RunFinishedError
+from runhistory.core.errors import NotFoundError, RunFinishedError
 from runhistory.jobs.watch import follow_log
 from runhistory.run import Run
 from runhistory.store.base import JOB_RUN_TYPE, MetricSummary, RunFilter, RunRecord, RunStatus

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from runhistory.errors import RunHistoryError
+from runhistory.core.errors import RunHistoryError
 
 if TYPE_CHECKING:
     from runhistory.server.auth import TokenStore
@@ -181,7 +181,7 @@ def token_revoke(token_id: str, store_uri: str) -> None:
 @click.option("--token", help="The API token (asked for when not given).")
 def login_command(url: str, token: str | None) -> None:
     """Check a server's token and keep it (in ~/.runhistory/credentials.json, readable only by you)."""
-    from runhistory.store.remote import HttpClient, save_token
+    from runhistory.client.store import HttpClient, save_token
 
     if not url.startswith(("http://", "https://")):
         raise RunHistoryError(f"{url!r} is not a server URL; give http(s)://HOST:PORT.")
@@ -198,8 +198,8 @@ def login_command(url: str, token: str | None) -> None:
 @click.option("--token", help="The API token (default: $RUNHISTORY_TOKEN, else the saved one).")
 def sync_command(spool_dir: Path | None, token: str | None) -> None:
     """Send what processes that ended left in the spool (metrics, statuses, tags the server missed)."""
-    from runhistory.store.remote import HttpClient, spooled_request
-    from runhistory.store.spool import Retry, orphan_spool_files, read_spool_file
+    from runhistory.client.store import HttpClient, spooled_request
+    from runhistory.client.spool import Retry, orphan_spool_files, read_spool_file
 
     sent_files = 0
     failures = []

@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from runhistory.cli.common import make_console, workspace_option
-from runhistory.errors import NotFoundError, RunHistoryError
+from runhistory.core.errors import NotFoundError, RunHistoryError
 from runhistory.experiment import Experiment
 from runhistory.run import Run
 from runhistory.tensorboard import Tensorboard

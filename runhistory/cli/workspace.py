@@ -21,7 +21,7 @@ from runhistory.backends import (
     normalize_tracking_uri,
 )
 from runhistory.cli.common import WORKSPACE_HELP, chosen_workspace_ref, locate_workspace_ref, make_console
-from runhistory.errors import CorruptWorkspaceError, RunHistoryError, WorkspaceNotFoundError
+from runhistory.core.errors import CorruptWorkspaceError, RunHistoryError, WorkspaceNotFoundError
 from runhistory.store.sql.engine import (
     SQLITE_BUSY_TIMEOUT_S,
     head_revision,

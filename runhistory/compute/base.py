@@ -16,8 +16,8 @@ import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from runhistory.environment import ENV_ARTIFACT_URI, ENV_RUN_ID, ENV_TRACKING_URI
-from runhistory.errors import JobConfigError, NotFoundError
+from runhistory.core import settings
+from runhistory.core.errors import JobConfigError, NotFoundError
 from runhistory.store.base import ComputeTargetRecord, RunFilter, RunStatus
 
 if TYPE_CHECKING:
@@ -188,9 +188,9 @@ class ComputeTarget(abc.ABC):
     def supervisor_environment(self, base: dict[str, str] | None = None) -> dict[str, str]:
         """``base`` (default: this process's environment) with the workspace URIs, and no run id."""
         env = dict(os.environ if base is None else base)
-        env.pop(ENV_RUN_ID, None)  # a job submitted from inside a job is not that job
-        env[ENV_TRACKING_URI] = self.workspace.tracking_uri
-        env[ENV_ARTIFACT_URI] = self.workspace.artifact_uri
+        env.pop(settings.RUN_ID.name, None)  # a job submitted from inside a job is not that job
+        env[settings.TRACKING_URI.name] = self.workspace.tracking_uri
+        env[settings.ARTIFACT_URI.name] = self.workspace.artifact_uri
         token = getattr(self.workspace.store, "token", None)  # a runhistory server's API token
         if token:
             env["RUNHISTORY_TOKEN"] = token

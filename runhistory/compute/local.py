@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from runhistory.compute.base import ComputeTarget, ProvisioningConfiguration
-from runhistory.errors import JobConfigError
+from runhistory.core.errors import JobConfigError
 
 if TYPE_CHECKING:
     from runhistory.run import Run

@@ -7,7 +7,7 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
-from runhistory.errors import JobConfigError
+from runhistory.core.errors import JobConfigError
 
 if TYPE_CHECKING:
     from runhistory.compute.base import ComputeTarget

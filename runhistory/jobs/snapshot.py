@@ -26,7 +26,8 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 
 from runhistory.artifacts.base import ArtifactStore, validate_artifact_name
-from runhistory.errors import JobConfigError, SnapshotLinkError, SnapshotTooLargeError, UnsafeSnapshotNameError
+from runhistory.core import settings
+from runhistory.core.errors import JobConfigError, SnapshotLinkError, SnapshotTooLargeError, UnsafeSnapshotNameError
 from runhistory.jobs.spec import SNAPSHOT_PREFIX
 
 if TYPE_CHECKING:
@@ -34,8 +35,6 @@ if TYPE_CHECKING:
 
 ALWAYS_SKIPPED = frozenset({".git", ".runhistory", "__pycache__", ".venv"})
 IGNORE_FILES = (".gitignore", ".runhistoryignore")
-DEFAULT_LIMIT_MB = 300.0
-ENV_LIMIT_MB = "RUNHISTORY_SNAPSHOT_LIMIT_MB"
 _MB = 1024 * 1024
 
 _Rules = list[tuple[str, "PathSpec"]]  # (folder relative to the root, its combined ignore spec)
@@ -65,14 +64,7 @@ class Snapshot:
 
 def snapshot_limit_bytes() -> int:
     """The largest snapshot allowed, from ``$RUNHISTORY_SNAPSHOT_LIMIT_MB`` (default 300 MB)."""
-    text = os.environ.get(ENV_LIMIT_MB, "").strip()
-    if not text:
-        return int(DEFAULT_LIMIT_MB * _MB)
-    try:
-        limit = float(text)
-    except ValueError:
-        raise JobConfigError(f"${ENV_LIMIT_MB} must be a number of megabytes, got {text!r}.") from None
-    return int(limit * _MB)
+    return int(settings.SNAPSHOT_LIMIT_MB.positive_number() * _MB)
 
 
 def collect_snapshot(
@@ -97,7 +89,7 @@ def _too_large_message(snapshot: Snapshot, limit: int) -> str:
     return (
         f"The source directory {snapshot.root} holds {_size(snapshot.total_bytes)} to snapshot, over the "
         f"{limit / _MB:.3g} MB limit (largest: {listed}); list what the job does not need in .runhistoryignore "
-        f"or .gitignore, or raise ${ENV_LIMIT_MB}."
+        f"or .gitignore, or raise ${settings.SNAPSHOT_LIMIT_MB.name}."
     )
 
 

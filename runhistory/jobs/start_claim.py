@@ -14,7 +14,7 @@ import sqlite3
 import time
 from urllib.parse import quote
 
-from runhistory.status import RunStatus
+from runhistory.core.status import RunStatus
 
 SQLITE_PREFIX = "sqlite:///"
 _BLOCKED = (*sorted(RunStatus.TERMINAL), RunStatus.CANCEL_REQUESTED)

@@ -13,13 +13,13 @@ import threading
 from typing import TYPE_CHECKING, Any, Mapping
 
 from runhistory.compute.base import ComputeTarget
-from runhistory.errors import JobConfigError
+from runhistory.core.errors import JobConfigError
 from runhistory.jobs.config import ScriptRunConfig
 from runhistory.jobs.snapshot import collect_snapshot, upload_snapshot
 from runhistory.jobs.spec import JOB_SPEC_FILE, JobSpec
 from runhistory.metrics import validate_name
 from runhistory.run import Run
-from runhistory.status import HEARTBEAT_INTERVAL_S
+from runhistory.core.status import HEARTBEAT_INTERVAL_S
 from runhistory.store.base import JOB_RUN_TYPE, RunStatus
 
 if TYPE_CHECKING:

@@ -38,8 +38,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from runhistory.artifacts import open_artifact_store
-from runhistory.environment import ENV_ARTIFACT_URI, ENV_RUN_ID, ENV_TRACKING_URI
-from runhistory.errors import ArtifactPathError
+from runhistory.core import settings
+from runhistory.core.errors import ArtifactPathError
 from runhistory.jobs.process import (
     become_subreaper,
     describe_exit,
@@ -58,7 +58,7 @@ from runhistory.jobs.spec import (
     JobSpec,
 )
 from runhistory.jobs.streaming import ArtifactLog, FolderFollower, Tail, start_pump
-from runhistory.status import RunStatus
+from runhistory.core.status import RunStatus
 from runhistory.jobs.start_claim import SQLITE_PREFIX, beat, claim_start
 
 if TYPE_CHECKING:
@@ -223,7 +223,7 @@ class Supervisor:
         return False
 
     def _heartbeat_loop(self) -> None:
-        from runhistory.status import HEARTBEAT_INTERVAL_S
+        from runhistory.core.status import HEARTBEAT_INTERVAL_S
 
         while True:
             try:
@@ -240,7 +240,7 @@ class Supervisor:
     def _early_heartbeat_loop(self) -> None:
         """Beat with the standard library until the full store is open (on a busy machine its
         imports compete with the script's own and can take longer than the heartbeat time-out)."""
-        from runhistory.status import HEARTBEAT_INTERVAL_S
+        from runhistory.core.status import HEARTBEAT_INTERVAL_S
 
         while not self._first_beat.is_set():
             status = beat(self.tracking_uri, self.run_id)
@@ -266,9 +266,9 @@ class Supervisor:
         env.update(spec.environment_variables)
         env.update(
             {
-                ENV_RUN_ID: self.run_id,
-                ENV_TRACKING_URI: self.tracking_uri,
-                ENV_ARTIFACT_URI: self.artifact_uri,
+                settings.RUN_ID.name: self.run_id,
+                settings.TRACKING_URI.name: self.tracking_uri,
+                settings.ARTIFACT_URI.name: self.artifact_uri,
                 "PYTHONUNBUFFERED": "1",  # output reaches the driver log as it is printed
             }
         )
@@ -422,10 +422,10 @@ def main(argv: list[str] | None = None) -> int:
     if len(args) != 1:
         print("usage: python -m runhistory.jobs.supervisor RUN_ID", file=sys.stderr)
         return 2
-    tracking_uri = os.environ.get(ENV_TRACKING_URI)
-    artifact_uri = os.environ.get(ENV_ARTIFACT_URI)
+    tracking_uri = settings.TRACKING_URI.text() or None
+    artifact_uri = settings.ARTIFACT_URI.text() or None
     if not tracking_uri or not artifact_uri:
-        print(f"runhistory supervisor: ${ENV_TRACKING_URI} and ${ENV_ARTIFACT_URI} must be set.", file=sys.stderr)
+        print(f"runhistory supervisor: ${settings.TRACKING_URI.name} and ${settings.ARTIFACT_URI.name} must be set.", file=sys.stderr)
         return 2
     return Supervisor(args[0], Path.cwd(), tracking_uri, artifact_uri).run()
 

@@ -7,7 +7,7 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any, TextIO
 
-from runhistory.errors import ArtifactNotFoundError, RunFailedError, WaitTimeoutError
+from runhistory.core.errors import ArtifactNotFoundError, RunFailedError, WaitTimeoutError
 from runhistory.jobs.spec import DRIVER_LOG
 from runhistory.store.base import RunStatus
 

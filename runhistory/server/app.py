@@ -33,9 +33,10 @@ from pydantic import BaseModel, Field, StringConstraints
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from runhistory import __version__, errors
+from runhistory.core import errors
+from runhistory.core.version import __version__
 from runhistory.artifacts.base import ArtifactStore, validate_artifact_name
-from runhistory.server import wire
+from runhistory.protocol import wire
 from runhistory.server.auth import TokenStore
 from runhistory.store.base import RunFilter, RunOwner, RunStatus, RunStore
 from runhistory.store.sql.engine import unavailable_as_error
@@ -142,7 +143,7 @@ async def read_body(request: Request, limit: int, what: str) -> bytes:
 
 # --- request bodies ---
 # The models bound what a schema can (lengths, counts, ranges, finite floats); the store's own
-# validation (runhistory.validation) decides the rest, and its refusals are answered 400.
+# validation (runhistory.core.validation) decides the rest, and its refusals are answered 400.
 
 ID = Field(ge=0, le=2**62)  # ids, numbers, counts: what every database stores as a 64-bit integer
 LATEST_TIME = 253402300799.0  # 9999-12-31, the last wall time every reader can show
@@ -406,7 +407,7 @@ def create_app(store: RunStore, artifacts: ArtifactStore, *, require_tokens: boo
         },
     )
     async def append_metrics(request: Request):
-        """Append a zlib-compressed batch of points (see ``runhistory.server.wire``); the batch id
+        """Append a zlib-compressed batch of points (see ``runhistory.protocol.wire``); the batch id
         header makes a retry of the same batch a no-op."""
         batch_id = request.headers.get(BATCH_ID_HEADER)
         if batch_id is not None and not _BATCH_ID.match(batch_id):
@@ -427,7 +428,7 @@ def create_app(store: RunStore, artifacts: ArtifactStore, *, require_tokens: boo
         start: int = Query(default=0, ge=0, le=2**62),
         starts: Optional[str] = Query(default=None, description="JSON object: the start of each series by name"),
     ):
-        """Series as packed binary (see ``runhistory.server.wire.decode_series``)."""
+        """Series as packed binary (see ``runhistory.protocol.wire.decode_series``)."""
         start_of: int | dict[str, int] = start
         if starts:
             try:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from runhistory.errors import NotFoundError, RunHistoryError
+from runhistory.core.errors import NotFoundError, RunHistoryError
 from runhistory.store.base import RunStore
 from runhistory.store.sql.engine import unavailable_as_error
 from runhistory.store.sql.schema import api_tokens

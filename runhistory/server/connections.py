@@ -27,7 +27,7 @@ from typing import Any
 import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from runhistory.errors import RunHistoryError
+from runhistory.core.errors import RunHistoryError
 
 ENV_HEADER_TIMEOUT = "RUNHISTORY_SERVER_HEADER_TIMEOUT"
 ENV_BODY_TIMEOUT = "RUNHISTORY_SERVER_BODY_TIMEOUT"

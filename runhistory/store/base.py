@@ -13,7 +13,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from runhistory.status import HEARTBEAT_INTERVAL_S, HEARTBEAT_TIMEOUT_S, JOB_RUN_TYPE, RunStatus
+from runhistory.core.status import HEARTBEAT_INTERVAL_S, HEARTBEAT_TIMEOUT_S, JOB_RUN_TYPE, RunStatus
 
 
 class MetricKind:

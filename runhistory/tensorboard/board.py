@@ -23,7 +23,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Iterable, Sequence
 
 from runhistory.backends import add_exit_hook
-from runhistory.errors import TensorboardError
+from runhistory.core.errors import TensorboardError
 from runhistory.tensorboard.follow import DEFAULT_INTERVAL_S, Follower
 from runhistory.tensorboard.launcher import TensorboardServer, owner_identity, process_alive
 from runhistory.tensorboard.layout import resolve_runs

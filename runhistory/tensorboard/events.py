@@ -51,7 +51,7 @@ from tensorboard.compat.proto import (
     types_pb2,
 )
 
-from runhistory.errors import InvalidNameError, MetricValueError, RunHistoryError
+from runhistory.core.errors import InvalidNameError, MetricValueError, RunHistoryError
 
 __all__ = [
     "EventFileWriter",

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
-from runhistory.errors import TensorboardError
+from runhistory.core.errors import TensorboardError
 from runhistory.tensorboard.history import HistoryWriter, remove_previous_export
 from runhistory.tensorboard.layout import plan, resolve_runs
 

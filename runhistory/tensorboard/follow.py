@@ -17,7 +17,7 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
-from runhistory.errors import RunHistoryError, StoreUnavailableError
+from runhistory.core.errors import RunHistoryError, StoreUnavailableError
 from runhistory.store.base import RunStatus
 from runhistory.tensorboard.events import masked_crc32c
 from runhistory.tensorboard.history import HistoryWriter, remove_previous_export

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 
-from runhistory.errors import ArtifactNotFoundError, RunHistoryError, StoreUnavailableError
+from runhistory.core.errors import ArtifactNotFoundError, RunHistoryError, StoreUnavailableError
 from runhistory.store.base import MetricKind, MetricSeries, MetricSummary, RunStatus
 from runhistory.tensorboard.events import EventFileWriter, image_size
 

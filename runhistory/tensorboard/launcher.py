@@ -36,7 +36,7 @@ from typing import IO
 
 import psutil
 
-from runhistory.errors import TensorboardError
+from runhistory.core.errors import TensorboardError
 
 __all__ = ["TensorboardServer", "owner_identity", "process_alive"]
 

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterable
 
-from runhistory.errors import TensorboardError
+from runhistory.core.errors import TensorboardError
 
 if TYPE_CHECKING:
     from runhistory.experiment import Experiment

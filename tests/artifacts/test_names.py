@@ -21,8 +21,8 @@ import pytest
 from runhistory import Experiment, Run, Workspace
 from runhistory.artifacts import ArtifactStore, open_artifact_store
 from runhistory.artifacts.local import TEMPORARY_FOLDER, LocalArtifactStore
-from runhistory.artifacts.remote import RemoteArtifactStore
-from runhistory.errors import ArtifactConflictError, ArtifactPathError, ArtifactStorageError
+from runhistory.client.artifacts import RemoteArtifactStore
+from runhistory.core.errors import ArtifactConflictError, ArtifactPathError, ArtifactStorageError
 from tests.helpers import run_python
 from tests.server.support import ServerProcess
 
@@ -387,7 +387,7 @@ def test_a_file_size_limit_during_an_upload_is_the_same_sentence(tmp_path: Path)
         f"""
         import io, json, os, resource
         from runhistory.artifacts.local import LocalArtifactStore
-        from runhistory.errors import ArtifactStorageError
+        from runhistory.core.errors import ArtifactStorageError
         store = LocalArtifactStore({str(tmp_path / "artifacts")!r})
         store.write("run-1", "outputs/model.bin", io.BytesIO(b"old weights"))
         resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 20, 1 << 20))

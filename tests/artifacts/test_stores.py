@@ -11,7 +11,7 @@ from runhistory.artifacts import ArtifactStore, open_artifact_store
 from runhistory.artifacts import s3 as s3_module
 from runhistory.artifacts.local import LocalArtifactStore
 from runhistory.artifacts.s3 import S3ArtifactStore
-from runhistory.errors import ArtifactNotFoundError, ArtifactPathError
+from runhistory.core.errors import ArtifactNotFoundError, ArtifactPathError
 
 RUN = "run-1"
 
@@ -195,7 +195,7 @@ def test_s3_large_upload_is_multipart_and_reads_ranges(s3_store: S3ArtifactStore
 
 
 def test_s3_uri_forms(s3_env) -> None:
-    from runhistory.errors import RunHistoryError
+    from runhistory.core.errors import RunHistoryError
 
     assert S3ArtifactStore("s3://bucket/a/b/").uri == "s3://bucket/a/b"
     assert S3ArtifactStore("s3://bucket").uri == "s3://bucket"

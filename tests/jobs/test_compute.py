@@ -8,7 +8,7 @@ import pytest
 
 from runhistory import Workspace
 from runhistory.compute import ComputeTarget, LocalCompute
-from runhistory.errors import JobConfigError, NotFoundError
+from runhistory.core.errors import JobConfigError, NotFoundError
 
 from tests.helpers import run_python
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from runhistory import Estimator, Experiment, ScriptRunConfig, Workspace
-from runhistory.errors import JobConfigError, NotFoundError, SnapshotTooLargeError
+from runhistory.core.errors import JobConfigError, NotFoundError, SettingError, SnapshotTooLargeError
 from runhistory.jobs.snapshot import collect_snapshot
 from runhistory.train.dnn import PyTorch, TensorFlow
 
@@ -126,5 +126,5 @@ def test_a_snapshot_over_the_limit_is_refused_before_any_run_exists(
         exp.submit(ScriptRunConfig(source, "train.py"))
     assert list(exp.get_runs()) == []
     monkeypatch.setenv("RUNHISTORY_SNAPSHOT_LIMIT_MB", "lots")
-    with pytest.raises(JobConfigError, match="must be a number of megabytes, got 'lots'"):
+    with pytest.raises(SettingError, match=r"\$RUNHISTORY_SNAPSHOT_LIMIT_MB must be a positive number, not 'lots'"):
         exp.submit(ScriptRunConfig(source, "train.py"))

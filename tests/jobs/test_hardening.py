@@ -17,7 +17,7 @@ import pytest
 
 from runhistory import Experiment, Run, ScriptRunConfig, Workspace
 from runhistory.compute import ComputeTarget, LocalCompute
-from runhistory.errors import JobConfigError, SnapshotLinkError, UnsafeSnapshotNameError
+from runhistory.core.errors import JobConfigError, SnapshotLinkError, UnsafeSnapshotNameError
 from runhistory.jobs.snapshot import collect_snapshot, download_snapshot
 
 from tests.jobs.support import alive, read_pids, supervisor_pids, wait_for_status, wait_until, write_script
@@ -288,7 +288,7 @@ class _CompromisedServer(http.server.ThreadingHTTPServer):
 
 
 def test_a_listing_name_that_escapes_the_working_folder_writes_nothing(tmp_path: Path) -> None:
-    from runhistory.artifacts.remote import RemoteArtifactStore
+    from runhistory.client.artifacts import RemoteArtifactStore
 
     # No store here keeps such a name (SeaweedFS refuses '..' keys), so a server that lies answers.
     server = _CompromisedServer()

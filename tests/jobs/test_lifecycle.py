@@ -15,7 +15,7 @@ from tensorboard.backend.event_processing.event_file_loader import EventFileLoad
 
 from runhistory import Experiment, Run, ScriptRunConfig, Workspace
 from runhistory.compute import ComputeTarget, LocalCompute
-from runhistory.errors import RunFailedError, WaitTimeoutError
+from runhistory.core.errors import RunFailedError, WaitTimeoutError
 from runhistory.store.base import HEARTBEAT_TIMEOUT_S
 
 from tests.helpers import python_env

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from runhistory import Experiment, Run
-from runhistory.errors import ArtifactNotFoundError, ArtifactPathError
+from runhistory.core.errors import ArtifactNotFoundError, ArtifactPathError
 from tests.postgres import BACKENDS
 
 pytestmark = BACKENDS  # every test on SQLite and on PostgreSQL

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from runhistory import Experiment, Run, Workspace
-from runhistory.errors import ArtifactPathError, ArtifactStorageError
+from runhistory.core.errors import ArtifactPathError, ArtifactStorageError
 
 
 @pytest.fixture

@@ -17,10 +17,10 @@ import pytest
 import sqlalchemy as sa
 
 from runhistory import Experiment, Run, Workspace
-from runhistory.errors import StoreUnavailableError
+from runhistory.core.errors import StoreUnavailableError
 from runhistory.metrics import is_transient
 from runhistory.store.base import MetricKind, RunStatus
-from runhistory.validation import MAX_STRING_VALUE_BYTES
+from runhistory.core.validation import MAX_STRING_VALUE_BYTES
 from tests.helpers import run_python, start_python
 from tests.postgres import BACKENDS
 
@@ -150,7 +150,7 @@ def test_a_database_locked_by_another_process_keeps_every_point_and_retries(
 
 
 def test_failures_are_classified_transient_or_permanent() -> None:
-    from runhistory.errors import InvalidNameError, MetricValueError, NotFoundError, RunFinishedError, RunHistoryError
+    from runhistory.core.errors import InvalidNameError, MetricValueError, NotFoundError, RunFinishedError, RunHistoryError
 
     for error in (StoreUnavailableError("x"), ConnectionResetError(), TimeoutError(), sqlite3.OperationalError("locked")):
         assert is_transient(error), error

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from runhistory import Experiment, Run
-from runhistory.errors import ArtifactNotFoundError, MetricValueError
+from runhistory.core.errors import ArtifactNotFoundError, MetricValueError
 
 
 @pytest.fixture

@@ -15,8 +15,9 @@ from pathlib import Path
 import psutil
 import pytest
 
-from runhistory import Experiment, Run, ScriptRunConfig, Workspace, liveness
-from runhistory.errors import RunFinishedError
+from runhistory import Experiment, Run, ScriptRunConfig, Workspace
+from runhistory.store import owners
+from runhistory.core.errors import RunFinishedError
 from runhistory.store.base import RunOwner, RunStatus
 from tests.helpers import run_python, start_python, wait_until
 from tests.postgres import BACKENDS
@@ -79,20 +80,20 @@ def test_kill_9_fails_the_runs_within_a_few_heartbeats(tmp_path: Path) -> None:
         process.communicate(timeout=10)
     killed = time.monotonic()
     run = ws.get_run(run_id)
-    wait_until(lambda: run.get_status() == RunStatus.FAILED, timeout=3 * liveness.OWNER_LOST_AFTER_S, what="Failed")
-    assert time.monotonic() - killed < 2 * liveness.OWNER_LOST_AFTER_S
+    wait_until(lambda: run.get_status() == RunStatus.FAILED, timeout=3 * owners.OWNER_LOST_AFTER_S, what="Failed")
+    assert time.monotonic() - killed < 2 * owners.OWNER_LOST_AFTER_S
     details = run.get_details()
-    assert details["error"]["code"] == liveness.PROCESS_LOST_CODE
-    assert liveness.PROCESS_LOST_MESSAGE in details["error"]["message"].lower()
+    assert details["error"]["code"] == owners.PROCESS_LOST_CODE
+    assert owners.PROCESS_LOST_MESSAGE in details["error"]["message"].lower()
     assert details["endTimeUtc"] is not None
     # The owner beat its runs one after the other: the child's silence may end a moment later.
-    wait_until(lambda: ws.get_run(child_id).status == RunStatus.FAILED, timeout=2 * liveness.OWNER_LOST_AFTER_S, what="child Failed")
+    wait_until(lambda: ws.get_run(child_id).status == RunStatus.FAILED, timeout=2 * owners.OWNER_LOST_AFTER_S, what="child Failed")
 
 
 def test_a_suspended_process_reads_not_responding_then_running_again_and_keeps_every_point(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(liveness, "OWNER_HEARTBEAT_TIMEOUT_S", 2.0)  # what this reader calls silent
+    monkeypatch.setattr(owners, "OWNER_HEARTBEAT_TIMEOUT_S", 2.0)  # what this reader calls silent
     ws = Workspace.create(tmp_path / "ws")
     go = tmp_path / "go"
     process = start_python(
@@ -139,32 +140,32 @@ def test_a_suspended_process_reads_not_responding_then_running_again_and_keeps_e
 def test_a_run_whose_owner_is_on_another_machine_reads_not_responding_never_failed(
     ws: Workspace, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(liveness, "OWNER_LOST_AFTER_S", 0.0)
-    monkeypatch.setattr(liveness, "OWNER_HEARTBEAT_TIMEOUT_S", 0.0)
+    monkeypatch.setattr(owners, "OWNER_LOST_AFTER_S", 0.0)
+    monkeypatch.setattr(owners, "OWNER_HEARTBEAT_TIMEOUT_S", 0.0)
     experiment = Experiment(ws, "remote")
     elsewhere = RunOwner(host="another-host", machine="f" * 32, pid=2**31 - 1, start_time=1.0)
     record = ws.store.create_run(experiment.id, run_type="interactive", owner=elsewhere)
     time.sleep(0.01)
     assert ws.store.get_run(record.id).status == RunStatus.NOT_RESPONDING
     assert ws.store.heartbeat(record.id) == RunStatus.RUNNING  # it beats again: Running
-    monkeypatch.setattr(liveness, "OWNER_HEARTBEAT_TIMEOUT_S", 3600.0)
+    monkeypatch.setattr(owners, "OWNER_HEARTBEAT_TIMEOUT_S", 3600.0)
     assert ws.store.get_run(record.id).status == RunStatus.RUNNING
 
 
 def test_the_owner_is_gone_only_when_its_pid_and_start_time_are(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     ws = Workspace.create(tmp_path / "ws")
     record = Experiment(ws, "own").start_logging()._record
-    me = liveness.this_process()
-    assert not liveness.owner_is_gone(record)
+    me = owners.this_process()
+    assert not owners.owner_is_gone(record)
     reused = RunOwner(me.host, me.machine, os.getpid(), me.start_time - 100)  # the pid now names another process
     gone = RunOwner(me.host, me.machine, _pid_not_in_use(), me.start_time)
     elsewhere = RunOwner("elsewhere", me.machine, 1, 0.0)
     cases = [(reused, True, RunStatus.FAILED), (gone, True, RunStatus.FAILED), (elsewhere, False, RunStatus.NOT_RESPONDING)]
     created = [ws.store.create_run(record.experiment_id, owner=owner) for owner, _, _ in cases]
-    monkeypatch.setattr(liveness, "OWNER_LOST_AFTER_S", 0.0)  # every heartbeat is silent from now on
-    monkeypatch.setattr(liveness, "OWNER_HEARTBEAT_TIMEOUT_S", 0.0)
+    monkeypatch.setattr(owners, "OWNER_LOST_AFTER_S", 0.0)  # every heartbeat is silent from now on
+    monkeypatch.setattr(owners, "OWNER_HEARTBEAT_TIMEOUT_S", 0.0)
     for (owner, gone_verdict, status), run in zip(cases, created):
-        assert liveness.owner_is_gone(run) is gone_verdict, owner
+        assert owners.owner_is_gone(run) is gone_verdict, owner
         assert ws.store.get_run(run.id).status == status, owner
     assert ws.store.get_run(record.id).status == RunStatus.RUNNING  # this process reads: it lives
 
@@ -239,7 +240,7 @@ def test_the_owner_travels_to_a_runhistory_server(tmp_path: Path, monkeypatch: p
         run = Experiment(Workspace(server.url), "owners").start_logging()
         record = Workspace(server.url).get_run(run.id)._record
         assert (record.owner_host, record.owner_pid) == (socket.gethostname(), os.getpid())
-        assert record.owner_machine == liveness.this_process().machine
+        assert record.owner_machine == owners.this_process().machine
         run.complete()
     finally:
         server.stop()

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from runhistory import Experiment, Run
-from runhistory.errors import InvalidNameError, MetricValueError
+from runhistory.core.errors import InvalidNameError, MetricValueError
 from tests.postgres import BACKENDS
 
 pytestmark = BACKENDS  # every test on SQLite and on PostgreSQL

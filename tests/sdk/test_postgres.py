@@ -18,7 +18,7 @@ from alembic.migration import MigrationContext
 
 from runhistory import Experiment, Workspace
 from runhistory.backends import default_artifact_uri, normalize_tracking_uri
-from runhistory.errors import RunHistoryError, SchemaVersionError
+from runhistory.core.errors import RunHistoryError, SchemaVersionError
 from runhistory.store.base import MetricBatch, RunStatus
 from runhistory.store.sql.engine import create_postgres_engine, head_revision, open_postgres
 from runhistory.store.sql.schema import SCHEMA_REVISION, metadata

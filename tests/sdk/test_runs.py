@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from runhistory import Experiment, Run, Workspace
-from runhistory.errors import InvalidNameError, MetricValueError, NotFoundError, RunFinishedError, RunHistoryError
+from runhistory.core.errors import InvalidNameError, MetricValueError, NotFoundError, RunFinishedError, RunHistoryError
 from tests.postgres import BACKENDS
 
 pytestmark = BACKENDS  # every test on SQLite and on PostgreSQL

@@ -13,9 +13,10 @@ import numpy as np
 import pytest
 
 from runhistory import Experiment, Run, Workspace
-from runhistory.errors import InvalidNameError, MetricValueError, NotFoundError, RunFinishedError, RunHistoryError
+from runhistory.core.errors import InvalidNameError, MetricValueError, NotFoundError, RunFinishedError, RunHistoryError
 from runhistory.store.base import MetricBatch, MetricKind, RunFilter, RunStatus
-from runhistory.validation import MAX_STRING_VALUE_BYTES, MAX_TEXT_LENGTH, check_metric_batch
+from runhistory.core.validation import MAX_STRING_VALUE_BYTES, MAX_TEXT_LENGTH
+from runhistory.store.batch_check import check_metric_batch
 from tests.postgres import BACKENDS
 
 pytestmark = BACKENDS  # every test on SQLite and on PostgreSQL

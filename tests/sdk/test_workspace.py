@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from runhistory import Experiment, Workspace
-from runhistory.errors import NotFoundError, RunHistoryError, SchemaVersionError
+from runhistory.core.errors import NotFoundError, RunHistoryError, SchemaVersionError
 
 
 def test_from_config_creates_the_embedded_default_on_first_use(isolated: Path) -> None:

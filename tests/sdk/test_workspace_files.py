@@ -14,7 +14,7 @@ import pytest
 
 import runhistory
 from runhistory import Experiment, Workspace
-from runhistory.errors import CorruptWorkspaceError, NotFoundError, WorkspaceNotFoundError
+from runhistory.core.errors import CorruptWorkspaceError, NotFoundError, WorkspaceNotFoundError
 
 from tests.helpers import run_python, start_python
 

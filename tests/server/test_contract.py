@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from runhistory import Experiment, Workspace
-from runhistory.errors import ArtifactNotFoundError, ArtifactPathError, NotFoundError, RunHistoryError
+from runhistory.core.errors import ArtifactNotFoundError, ArtifactPathError, NotFoundError, RunHistoryError
 from runhistory.store.base import RunFilter
 from runhistory.tensorboard.export import export_to_tensorboard
 

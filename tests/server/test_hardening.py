@@ -15,7 +15,7 @@ import httpx
 import psutil
 
 from runhistory import Experiment, Workspace
-from runhistory.server import wire
+from runhistory.protocol import wire
 from runhistory.store import codec
 from runhistory.store.base import MetricKind
 

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from runhistory import Experiment, Workspace
-from runhistory.errors import RunHistoryError
+from runhistory.core.errors import RunHistoryError
 
 from tests.helpers import python_env
 from tests.s3 import S3Server

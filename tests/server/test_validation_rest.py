@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 
 from runhistory import Experiment, Workspace
-from runhistory.errors import StoreUnavailableError
-from runhistory.server import wire
+from runhistory.core.errors import StoreUnavailableError
+from runhistory.protocol import wire
 from runhistory.store.base import MetricBatch, RunStatus
-from runhistory.store.remote import HttpClient
+from runhistory.client.store import HttpClient
 
 from tests.server.support import ServerProcess, free_port
 
@@ -158,7 +158,7 @@ def test_an_unreachable_server_is_unavailable_not_a_refusal(monkeypatch: pytest.
 
 
 def test_long_strings_are_sent_in_requests_under_the_servers_limit() -> None:
-    from runhistory.store.remote import MAX_BYTES_PER_REQUEST, _split
+    from runhistory.client.store import MAX_BYTES_PER_REQUEST, _split
 
     text = "\u00e9" * (1 << 19)  # 1 MiB in UTF-8, 6 bytes a character as JSON
     strings = MetricBatch("r", "notes", "scalar", [text] * 60, [None] * 60, [1.0] * 60)
@@ -172,7 +172,7 @@ def test_long_strings_are_sent_in_requests_under_the_servers_limit() -> None:
 def test_a_spooled_batch_the_server_refuses_is_split_so_only_the_refused_series_is_dropped(
     shared_server: ServerProcess, capsys: pytest.CaptureFixture
 ) -> None:
-    from runhistory.store.spool import METRICS, SpoolRecord
+    from runhistory.client.spool import METRICS, SpoolRecord
 
     ws = Workspace(shared_server.url)
     exp = Experiment(ws, "rest-spool-split")

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from runhistory import Experiment
-from runhistory.server import wire
+from runhistory.protocol import wire
 from runhistory.store.base import MetricBatch, MetricKind
-from runhistory.store.spool import METRICS, STATUS, SpoolRecord, read_spool_file
+from runhistory.client.spool import METRICS, STATUS, SpoolRecord, read_spool_file
 
 
 def test_batches_round_trip_numbers_strings_specials_and_mixed_steps() -> None:

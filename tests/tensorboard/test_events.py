@@ -17,7 +17,7 @@ from tensorboard.compat.tensorflow_stub.pywrap_tensorflow import masked_crc32c
 from tensorboard.plugins.hparams import metadata as hparams_metadata
 from tensorboard.util import tensor_util
 
-from runhistory.errors import InvalidNameError, MetricValueError, RunHistoryError
+from runhistory.core.errors import InvalidNameError, MetricValueError, RunHistoryError
 from runhistory.tensorboard.events import (
     EventFileWriter,
     encode_event,

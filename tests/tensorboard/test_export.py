@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from runhistory import Experiment, Run, Workspace
-from runhistory.errors import NotFoundError, TensorboardError
+from runhistory.core.errors import NotFoundError, TensorboardError
 from runhistory.tensorboard.export import export_to_tensorboard
 from tests.tensorboard.conftest import Board, make_png, serve_board
 

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from runhistory import Experiment, Run, Workspace
-from runhistory.errors import NotFoundError, TensorboardError
+from runhistory.core.errors import NotFoundError, TensorboardError
 from runhistory.tensorboard import Tensorboard
 from runhistory.tensorboard.events import EventFileWriter
 from tests.helpers import port_is_free, start_python

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from runhistory.errors import TensorboardError
+from runhistory.core.errors import TensorboardError
 from runhistory.tensorboard.events import EventFileWriter
 from runhistory.tensorboard.launcher import TensorboardServer
 from tests.helpers import port_is_free

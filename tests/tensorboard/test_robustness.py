@@ -25,7 +25,7 @@ import pytest
 from PIL import Image
 
 from runhistory import Experiment, Run, Workspace
-from runhistory.errors import NotFoundError, TensorboardError
+from runhistory.core.errors import NotFoundError, TensorboardError
 from runhistory.tensorboard import Tensorboard
 from runhistory.tensorboard.board import COPY_PREFIX
 from runhistory.tensorboard.export import export_to_tensorboard

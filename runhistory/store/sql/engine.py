@@ -29,7 +29,7 @@ from filelock import FileLock
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
-from runhistory.errors import (
+from runhistory.core.errors import (
     CorruptWorkspaceError,
     RunHistoryError,
     SchemaVersionError,

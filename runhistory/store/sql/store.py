@@ -27,10 +27,9 @@ import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from runhistory import liveness
-from runhistory import validation
-from runhistory.errors import MetricValueError, NotFoundError, RunFinishedError, RunHistoryError, StoreUnavailableError
-from runhistory.store import codec
+from runhistory.core import validation
+from runhistory.core.errors import MetricValueError, NotFoundError, RunFinishedError, RunHistoryError, StoreUnavailableError
+from runhistory.store import batch_check, codec, owners
 from runhistory.store.base import (
     HEARTBEAT_TIMEOUT_S,
     JOB_RUN_TYPE,
@@ -217,12 +216,12 @@ class SqlRunStore(RunStore):
 
     def _expire_owned_if_stale(self, record: RunRecord) -> RunRecord:
         silence = _owner_silence(record, time.time())
-        if silence is None or silence <= liveness.OWNER_LOST_AFTER_S or liveness.is_this_process(record):
+        if silence is None or silence <= owners.OWNER_LOST_AFTER_S or owners.is_this_process(record):
             return record  # beating, or owned by this very process, which is alive since it reads
-        if liveness.owner_is_gone(record):
-            error = liveness.process_lost_error(record, silence)
+        if owners.owner_is_gone(record):
+            error = owners.process_lost_error(record, silence)
             status, work = RunStatus.FAILED, (_fail_lost_run, record.id, error)
-        elif silence > liveness.OWNER_HEARTBEAT_TIMEOUT_S and record.status == RunStatus.RUNNING:
+        elif silence > owners.OWNER_HEARTBEAT_TIMEOUT_S and record.status == RunStatus.RUNNING:
             error, status, work = record.error, RunStatus.NOT_RESPONDING, (_mark_not_responding, record.id)
         else:
             return record
@@ -337,11 +336,11 @@ class SqlRunStore(RunStore):
 
     # metrics
     def append_metrics(self, batches: Iterable[MetricBatch], batch_id: str | None = None) -> None:
-        """Append checked batches (see :func:`runhistory.validation.check_metric_batch`) to runs
+        """Append checked batches (see :func:`runhistory.core.batch_check.check_metric_batch`) to runs
         that exist and have not ended, atomically: one refused batch refuses the whole call."""
         if batch_id is not None and (not isinstance(batch_id, str) or not 0 < len(batch_id) <= 64):
             raise MetricValueError(f"A metric batch id must be 1 to 64 characters, got {batch_id!r:.80}.")
-        batches = [batch for batch in map(validation.check_metric_batch, batches) if len(batch.values)]
+        batches = [batch for batch in map(batch_check.check_metric_batch, batches) if len(batch.values)]
         if batch_id is not None:
             self._write(_append_batches_once, batches, batch_id)
             self._prune_batch_ids_now_and_then()
@@ -565,7 +564,7 @@ def _fail_lost_run(connection: Connection, run_id: str, error: dict[str, Any]) -
         .where(
             runs.c.id == run_id,
             runs.c.status.in_(_OWNED_ALIVE),
-            runs.c.heartbeat_time < now - liveness.OWNER_LOST_AFTER_S,  # it did not beat since we read it
+            runs.c.heartbeat_time < now - owners.OWNER_LOST_AFTER_S,  # it did not beat since we read it
         )
         .values(
             status=RunStatus.FAILED,
@@ -583,7 +582,7 @@ def _mark_not_responding(connection: Connection, run_id: str) -> None:
         .where(
             runs.c.id == run_id,
             runs.c.status == RunStatus.RUNNING,
-            runs.c.heartbeat_time < now - liveness.OWNER_HEARTBEAT_TIMEOUT_S,
+            runs.c.heartbeat_time < now - owners.OWNER_HEARTBEAT_TIMEOUT_S,
         )
         .values(status=RunStatus.NOT_RESPONDING)
     )

@@ -6,7 +6,7 @@ from typing import BinaryIO, Iterator
 from urllib.parse import quote
 
 from runhistory.artifacts.base import ArtifactStore, validate_artifact_name, validate_prefix, validate_range, validate_run_folder
-from runhistory.store.remote import HttpClient, RemoteRunStore, normalize_server_url, request_record
+from runhistory.client.store import HttpClient, RemoteRunStore, normalize_server_url, request_record
 
 UPLOAD_CHUNK = 1 << 20
 READ_CHUNK = 1 << 22

@@ -4,7 +4,7 @@ Reads and idempotent writes retry with a backoff while the server cannot be reac
 (up to ``$RUNHISTORY_HTTP_RETRY_TIMEOUT`` seconds, default 30). Metric batches, run
 status changes, tags, properties and small files (up to 1 MiB: images) never fail because the
 server is down: they go to the local spool
-(:mod:`runhistory.store.spool`) and are sent when it comes back, each batch with its id
+(:mod:`runhistory.client.spool`) and are sent when it comes back, each batch with its id
 so that a retry never duplicates a point. Ending a run waits up to
 ``$RUNHISTORY_COMPLETE_TIMEOUT`` seconds (default 30) for the spool to drain, then
 says what is still spooled and where.
@@ -27,7 +27,8 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import httpx
 
-from runhistory import errors, validation
+from runhistory.core import errors, validation
+from runhistory.store import batch_check
 from runhistory.store.base import (
     ComputeTargetRecord,
     ExperimentRecord,
@@ -40,7 +41,7 @@ from runhistory.store.base import (
     RunStatus,
     RunStore,
 )
-from runhistory.store.spool import METRICS, REQUEST, STATUS, Retry, Spool, SpoolRecord
+from runhistory.client.spool import METRICS, REQUEST, STATUS, Retry, Spool, SpoolRecord
 
 API = "/api/v1"
 BATCH_ID_HEADER = "X-Runhistory-Batch-Id"
@@ -347,12 +348,12 @@ class RemoteRunStore(RunStore):
 
     # metrics
     def append_metrics(self, batches: Iterable[MetricBatch], batch_id: str | None = None) -> None:
-        from runhistory.server.wire import encode_batches
+        from runhistory.protocol.wire import encode_batches
 
         batches = list(batches)
         for batch in batches:  # what the server would refuse never enters the spool
             if len(batch.values):
-                validation.check_metric_batch(batch)
+                batch_check.check_metric_batch(batch)
         batch_id = batch_id or uuid.uuid4().hex
         groups = list(_split(batches))
         for index, group in enumerate(groups):
@@ -381,7 +382,7 @@ class RemoteRunStore(RunStore):
     def get_metrics(
         self, run_id: str, names: Sequence[str] | None = None, start: int | Mapping[str, int] = 0
     ) -> dict[str, MetricSeries]:
-        from runhistory.server.wire import decode_series
+        from runhistory.protocol.wire import decode_series
 
         params: dict[str, Any] = {}
         if names is not None:
@@ -409,7 +410,7 @@ class RemoteRunStore(RunStore):
 def spooled_request(record: SpoolRecord) -> tuple[str, str, dict[str, Any]]:
     """The HTTP request (method, path under the API, httpx options) that sends a spooled record."""
     if record.kind == METRICS:
-        from runhistory.server.wire import MEDIA_TYPE
+        from runhistory.protocol.wire import MEDIA_TYPE
 
         headers = {BATCH_ID_HEADER: record.batch_id, "Content-Type": MEDIA_TYPE}
         return "POST", "/metrics", {"content": record.payload, "headers": headers}
@@ -427,7 +428,7 @@ def split_metrics_record(record: SpoolRecord) -> list[SpoolRecord]:
     refused record was applied not at all); other records stay whole."""
     if record.kind != METRICS:
         return [record]
-    from runhistory.server.wire import decode_batches, encode_batches
+    from runhistory.protocol.wire import decode_batches, encode_batches
 
     batches = decode_batches(record.payload, 1 << 40)
     return [SpoolRecord(METRICS, f"{record.batch_id[:56]}:{index}", encode_batches([batch])) for index, batch in enumerate(batches)]

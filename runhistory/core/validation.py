@@ -20,16 +20,15 @@ Limits (documented in the README):
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import numbers
 import re
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping
 
 import numpy as np
 
-from runhistory.errors import InvalidNameError, JobConfigError, MetricValueError, RunHistoryError
-from runhistory.store.base import MetricBatch, MetricKind, RunStatus
+from runhistory.core.errors import InvalidNameError, JobConfigError, MetricValueError, RunHistoryError
+from runhistory.core.status import RunStatus
 
 MAX_NAME_LENGTH = 255
 MAX_STRING_VALUE_BYTES = 1 << 20  # one string metric value; far below the server's 64 MiB request limit
@@ -59,7 +58,7 @@ def validate_name(name: Any, what: str, where: str) -> str:
         )
     if _CONTROL.search(name):
         raise InvalidNameError(f"The {what} name {name!r} of {where} contains control characters; remove them.")
-    if not _encodable(name):
+    if not is_encodable(name):
         raise InvalidNameError(
             f"The {what} name {name!r} of {where} is not valid Unicode (it holds a lone surrogate); "
             f"decode the text it came from properly."
@@ -117,7 +116,7 @@ def validate_run_type(run_type: Any) -> str:
 
 def validate_run_id(run_id: Any, what: str = "run id") -> str:
     """A run id as given to a store: a non-empty printable string of at most 512 characters."""
-    if not isinstance(run_id, str) or not run_id or len(run_id) > 512 or _CONTROL.search(run_id) or not _encodable(run_id):
+    if not isinstance(run_id, str) or not run_id or len(run_id) > 512 or _CONTROL.search(run_id) or not is_encodable(run_id):
         raise InvalidNameError(f"{what.capitalize()} {run_id!r:.80} is not valid: no run has such an id.")
     return run_id
 
@@ -134,7 +133,7 @@ def validate_status(status: Any) -> str:
 
 def validate_wall_time(at: Any, what: str) -> float:
     """A time in seconds since the epoch: finite, from 1970 to the end of year 9999."""
-    if not _is_wall_time(at):
+    if not is_wall_time(at):
         raise MetricValueError(
             f"The {what} {at!r:.80} is not a valid time: give seconds since 1970 (time.time()), "
             f"up to the year 9999."
@@ -148,7 +147,7 @@ def validate_error(error: Any, run_id: str) -> dict[str, Any] | None:
         return None
     if not isinstance(error, Mapping) or not isinstance(error.get("message"), str):
         raise MetricValueError(
-            f"The error details of run {run_id} must be a JSON object with a string 'message', got {_short(error)}."
+            f"The error details of run {run_id} must be a JSON object with a string 'message', got {short_repr(error)}."
         )
     size = _json_size(error, f"The error details of run {run_id}")
     if size > MAX_ERROR_BYTES:
@@ -161,7 +160,7 @@ def validate_error(error: Any, run_id: str) -> dict[str, Any] | None:
 def validate_target_config(config: Any, name: str) -> str:
     """A compute target's configuration as the JSON text stored: an object of at most 64 KiB."""
     if not isinstance(config, Mapping):
-        raise JobConfigError(f"The configuration of compute target {name!r} must be a JSON object, got {_short(config)}.")
+        raise JobConfigError(f"The configuration of compute target {name!r} must be a JSON object, got {short_repr(config)}.")
     try:
         text = json.dumps(dict(config), sort_keys=True, allow_nan=False)
     except (TypeError, ValueError) as exc:
@@ -186,7 +185,7 @@ def validate_text_value(key: str, text: Any, what: str, where: str) -> str:
         raise MetricValueError(
             f"The value of {what} {key!r} of {where} has {len(text)} characters; the limit is {MAX_TEXT_LENGTH}."
         )
-    if not _encodable(text):
+    if not is_encodable(text):
         raise MetricValueError(
             f"The value of {what} {key!r} of {where} is not valid Unicode (it holds a lone surrogate); "
             f"decode the text it came from properly."
@@ -197,7 +196,7 @@ def validate_text_value(key: str, text: Any, what: str, where: str) -> str:
 def validate_key_values(items: Any, what: str, where: str, allow_none: bool = False) -> dict[str, str | None]:
     """Tags or properties as stored: valid names mapped to valid text values (None only for tags)."""
     if not isinstance(items, Mapping):
-        raise MetricValueError(f"The {what}s of {where} must be a mapping of names to strings, got {_short(items)}.")
+        raise MetricValueError(f"The {what}s of {where} must be a mapping of names to strings, got {short_repr(items)}.")
     checked: dict[str, str | None] = {}
     for key, value in items.items():
         validate_name(key, what, where)
@@ -269,144 +268,11 @@ def coerce_step(name: str, step: Any, where: str) -> int:
     raise MetricValueError(f"Metric {name!r} of {where}: step must be an integer, got {type(step).__name__} {step!r:.80}.")
 
 
-# --- metric batches (the store's check of everything it is asked to append) ---
+# --- helpers ---
 
 
-def check_metric_batch(batch: Any) -> MetricBatch:
-    """A batch the store can keep, as numpy arrays where its parts are numeric; else one sentence.
-
-    Numeric parts are checked vectorised (numpy), so that a million points cost milliseconds;
-    strings, rows and mixed values are checked one by one. The returned batch holds
-    ``values`` as an int64 or float64 array when they are all numbers, ``steps`` as an int64
-    array when every point has one, and ``times`` as a float64 array.
-    """
-    if not isinstance(batch, MetricBatch):
-        raise MetricValueError(f"A metric batch must be a MetricBatch, got {type(batch).__name__}.")
-    run_id = validate_run_id(batch.run_id)
-    where = f"run {run_id}"
-    name = validate_name(batch.name, "metric", where)
-    if batch.kind not in MetricKind.ALL:
-        raise MetricValueError(
-            f"Metric {name!r} of {where}: unknown kind {batch.kind!r:.40}; use one of {', '.join(MetricKind.ALL)}."
-        )
-    description = batch.description or ""
-    validate_text_value(name, description, "the description of metric", where)
-    count = len(batch.values)
-    if len(batch.steps) != count or len(batch.times) != count:
-        raise MetricValueError(
-            f"Metric {name!r} of {where}: {count} values, {len(batch.steps)} steps and {len(batch.times)} "
-            f"wall times; give one of each per point."
-        )
-    values = _checked_values(batch.values, batch.kind, name, where)
-    steps = _checked_steps(batch.steps, name, where)
-    times = _checked_times(batch.times, name, where)
-    return dataclasses.replace(batch, description=description, values=values, steps=steps, times=times)
-
-
-def _checked_values(values: Sequence[Any], kind: str, name: str, where: str) -> Sequence[Any]:
-    if kind in (MetricKind.SCALAR, MetricKind.LIST) and not isinstance(values, np.ndarray):
-        array = _numeric_array(values)
-        if array is not None:
-            # numpy silently makes an int past int64 a float: look for it only when some value is that large
-            if array.dtype == np.float64 and array.size and not -(2.0**63) <= np.fmin.reduce(array) <= np.fmax.reduce(array) < 2.0**63:
-                for value in values:
-                    if type(value) is int:
-                        check_int(name, value, where)
-            return array
-    elif isinstance(values, np.ndarray) and values.dtype in (np.int64, np.float64) and values.ndim == 1:
-        return values
-    check = _CELL_CHECKS[kind]
-    for value in values:
-        check(value, name, where)
-    return values
-
-
-def _numeric_array(values: Sequence[Any]) -> np.ndarray | None:
-    """``values`` as an int64 or float64 array when numpy makes one exactly; else None."""
-    if len(values) and type(values[0]) not in (int, float):  # strings, rows: not worth numpy's try
-        return None
-    try:
-        array = np.asarray(values)
-    except (ValueError, OverflowError, TypeError):
-        return None
-    if array.ndim == 1 and array.dtype in (np.int64, np.float64):
-        return array
-    return None
-
-
-def _scalar_cell(value: Any, name: str, where: str) -> None:
-    kind = type(value)
-    if kind is float:
-        return
-    if kind is int:
-        check_int(name, value, where)
-    elif kind is str:
-        check_string_value(name, value, where)
-    elif isinstance(value, (np.floating, np.integer)) and not isinstance(value, np.bool_):
-        _scalar_cell(value.item(), name, where)
-    else:
-        raise MetricValueError(
-            f"Metric {name!r} of {where}: a value must be a number or a string, got {kind.__name__} {value!r:.80}."
-        )
-
-
-def _row_cell(value: Any, name: str, where: str) -> None:
-    if not isinstance(value, Mapping):
-        raise MetricValueError(f"Table metric {name!r} of {where}: a row must be a mapping of columns to values, got {_short(value)}.")
-    for column, cell in value.items():
-        validate_name(column, f"column of metric {name!r},", where)
-        _scalar_cell(cell, f"{name}.{column}", where)
-
-
-def _image_cell(value: Any, name: str, where: str) -> None:
-    if not isinstance(value, str) or not value or len(value) > 1024 or not _encodable(value):
-        raise MetricValueError(f"Image metric {name!r} of {where}: a point must name one of the run's files, got {_short(value)}.")
-
-
-_CELL_CHECKS = {
-    MetricKind.SCALAR: _scalar_cell,
-    MetricKind.LIST: _scalar_cell,
-    MetricKind.TABLE: _row_cell,
-    MetricKind.IMAGE: _image_cell,
-}
-
-
-def _checked_steps(steps: Sequence[Any], name: str, where: str) -> Sequence[Any]:
-    if isinstance(steps, np.ndarray):
-        if steps.dtype == np.int64 and steps.ndim == 1:
-            return steps
-        steps = steps.tolist()
-    nones = list(steps).count(None) if not isinstance(steps, list) else steps.count(None)
-    if nones == len(steps):
-        return steps
-    if nones == 0:
-        try:
-            array = np.asarray(steps)
-        except (ValueError, OverflowError, TypeError):
-            array = None
-        if array is not None and array.ndim == 1 and array.dtype == np.int64:
-            return array
-    for step in steps:
-        if step is not None:
-            coerce_step(name, step, where)
-    return steps
-
-
-def _checked_times(times: Sequence[Any], name: str, where: str) -> np.ndarray:
-    try:
-        array = np.asarray(times, dtype=np.float64)
-    except (ValueError, TypeError, OverflowError):
-        array = None
-    if array is None or array.ndim != 1 or (array.size and not 0.0 <= array.min() <= array.max() <= MAX_WALL_TIME):
-        bad = next((t for t in times if not _is_wall_time(t)), times[0] if len(times) else None)
-        raise MetricValueError(
-            f"Metric {name!r} of {where}: wall time {bad!r:.80} is not valid; give seconds since 1970 "
-            f"(time.time()), up to the year 9999."
-        )
-    return array
-
-
-def _is_wall_time(value: Any) -> bool:
+def is_wall_time(value: Any) -> bool:
+    """Whether ``value`` is seconds since 1970 up to the end of year 9999."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         return False
     try:
@@ -415,15 +281,13 @@ def _is_wall_time(value: Any) -> bool:
         return False
 
 
-# --- helpers ---
-
-
 def is_storable_text(text: Any) -> bool:
     """Whether ``text`` is a string a database can be asked about (valid Unicode)."""
-    return isinstance(text, str) and _encodable(text)
+    return isinstance(text, str) and is_encodable(text)
 
 
-def _encodable(text: str) -> bool:
+def is_encodable(text: str) -> bool:
+    """Whether ``text`` encodes as UTF-8 (no lone surrogate)."""
     if text.isascii():
         return True
     try:
@@ -440,6 +304,7 @@ def _json_size(value: Any, what: str) -> int:
         raise MetricValueError(f"{what} cannot be stored as JSON: {exc}.") from None
 
 
-def _short(value: Any) -> str:
+def short_repr(value: Any) -> str:
+    """The type and the first 60 characters of ``repr(value)``, for a message."""
     text = repr(value)
     return f"{type(value).__name__} {text[:60]}{'...' if len(text) > 60 else ''}"
