@@ -19,15 +19,14 @@ from typing import Callable
 from urllib.parse import urlsplit
 
 from runhistory.artifacts import ArtifactStore, open_artifact_store
-from runhistory.core.errors import RunHistoryError, WorkspaceNotFoundError
+from runhistory.core.errors import WorkspaceNotFoundError
+from runhistory.core.uris import HTTP_SCHEMES, default_artifact_uri, normalize_tracking_uri, redact_uri
 from runhistory.metrics import MetricsBuffer, flush_all_buffers
 from runhistory.store.base import RunStore
 
-DB_FILE_NAME = "runhistory.db"
 WORKSPACE_FOLDER_NAME = ".runhistory"  # the embedded default's folder, of the workspace alone
 # What SQLite keeps beside a database file, and the lock runhistory migrates under.
 SQLITE_COMPANION_SUFFIXES = ("-wal", "-shm", "-journal", ".lock")
-ARTIFACTS_FOLDER_NAME = "artifacts"
 
 
 @dataclass
@@ -74,58 +73,6 @@ class Backends:
 
 _opened: dict[tuple[str, ...], Backends] = {}  # (tracking, artifacts[, token])
 _opening = threading.Lock()
-
-
-HTTP_SCHEMES = ("http://", "https://")
-POSTGRES_SCHEMES = ("postgresql://", "postgres://", "postgresql+psycopg://")
-# Where the files of a PostgreSQL workspace go when no artifact URI is given: one folder per
-# database under this one (a team sharing the database should pass a shared artifact URI).
-DEFAULT_ARTIFACTS_HOME = Path("~/.runhistory/artifacts")
-
-
-def normalize_tracking_uri(uri: str | os.PathLike) -> str:
-    """A tracking URI in its canonical form: ``sqlite:///<absolute path>`` for embedded stores,
-    ``postgresql://[user[:password]@]host[:port]/database[?options]`` for PostgreSQL."""
-    text = os.fspath(uri)
-    if text.startswith("sqlite:///"):
-        return "sqlite:///" + str(Path(text[len("sqlite:///") :]).expanduser().resolve())
-    for scheme in POSTGRES_SCHEMES:
-        if text.startswith(scheme):
-            canonical = "postgresql://" + text[len(scheme) :]
-            if not urlsplit(canonical).path.strip("/"):
-                raise RunHistoryError(
-                    f"Tracking URI {_redacted(canonical)!r} names no database; "
-                    f"use postgresql://USER:PASSWORD@HOST:PORT/DATABASE."
-                )
-            return canonical
-    if text.startswith(HTTP_SCHEMES):  # a runhistory server
-        return text.rstrip("/")
-    if "://" in text:
-        scheme = text.split("://", 1)[0]
-        raise RunHistoryError(
-            f"Tracking URI {text!r} uses {scheme!r}, which this runhistory cannot reach yet; "
-            f"use a folder, sqlite:///FILE or postgresql://USER:PASSWORD@HOST:PORT/DATABASE."
-        )
-    return "sqlite:///" + str(Path(text).expanduser().resolve() / DB_FILE_NAME)
-
-
-def default_artifact_uri(tracking_uri: str) -> str:
-    """Files live in ``artifacts/`` beside the SQLite file unless told otherwise; for a PostgreSQL
-    workspace in ``~/.runhistory/artifacts/HOST_PORT_DATABASE``; for a server, the server itself."""
-    if tracking_uri.startswith(HTTP_SCHEMES):
-        return tracking_uri
-    if tracking_uri.startswith("postgresql://"):
-        parts = urlsplit(tracking_uri)
-        database = parts.path.strip("/")
-        folder = f"{parts.hostname or 'localhost'}_{parts.port or 5432}_{database}"
-        return str(DEFAULT_ARTIFACTS_HOME.expanduser() / folder)
-    return str(Path(tracking_uri[len("sqlite:///") :]).parent / ARTIFACTS_FOLDER_NAME)
-
-
-def _redacted(uri: str) -> str:
-    from runhistory.store.sql.engine import redact_uri
-
-    return redact_uri(uri)
 
 
 def open_backends(
@@ -192,7 +139,7 @@ def _exit_sequence() -> None:
         _quietly(hook, f"exit hook {getattr(hook, '__qualname__', hook)!r}")
     _quietly(flush_all_buffers, "the last flush of metrics")
     for backends in list(_opened.values()):
-        _quietly(lambda: _close_store(backends.store), f"closing {_redacted(backends.store.uri)}")
+        _quietly(lambda: _close_store(backends.store), f"closing {redact_uri(backends.store.uri)}")
 
 
 def _close_store(store: RunStore) -> None:

@@ -21,7 +21,7 @@ import threading
 from typing import TYPE_CHECKING
 
 from runhistory.core.status import HEARTBEAT_INTERVAL_S, RunStatus
-from runhistory.store.owners import OWNED_RUN_TYPES, this_process
+
 
 if TYPE_CHECKING:
     from runhistory.run import Run

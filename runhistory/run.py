@@ -113,6 +113,12 @@ class Run:
         return self._record.id
 
     @property
+    def record(self) -> RunRecord:
+        """The run as the store last returned it (status as of the last read: ``get_status()``
+        reads again); a frozen :class:`~runhistory.store.base.RunRecord`."""
+        return self._record
+
+    @property
     def number(self) -> int:
         """The run's number in its experiment (1, 2, ...)."""
         return self._record.number

@@ -140,7 +140,7 @@ class Workspace:
     def location(self) -> str:
         """Where the run history lives (azureml's Azure region): ``"local"`` for an embedded
         workspace, else its tracking URI with any password replaced by ``***``."""
-        from runhistory.store.sql.engine import redact_uri
+        from runhistory.core.uris import redact_uri
 
         return "local" if self.tracking_uri.startswith("sqlite:///") else redact_uri(self.tracking_uri)
 
@@ -182,7 +182,7 @@ class Workspace:
         return hash((self.tracking_uri, self.artifact_uri))
 
     def __repr__(self) -> str:
-        from runhistory.store.sql.engine import redact_uri
+        from runhistory.core.uris import redact_uri
 
         return f"Workspace(tracking_uri={redact_uri(self.tracking_uri)!r}, artifact_uri={self.artifact_uri!r})"
 

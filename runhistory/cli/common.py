@@ -12,7 +12,7 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from runhistory.backends import DB_FILE_NAME
+from runhistory.core.uris import DB_FILE_NAME
 from runhistory.core import settings
 from runhistory.core.errors import RunHistoryError, WorkspaceNotFoundError
 from runhistory.run import Run

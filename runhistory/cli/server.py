@@ -75,11 +75,11 @@ def server_group(
     import uvicorn
 
     from runhistory.artifacts import open_artifact_store
-    from runhistory.backends import default_artifact_uri
+    from runhistory.core.uris import default_artifact_uri
     from runhistory.server.app import create_app
     from runhistory.server.auth import TokenStore
     from runhistory.server.connections import ConnectionLimits, guarded_protocol
-    from runhistory.store.sql.engine import redact_uri
+    from runhistory.core.uris import redact_uri
 
     limits = ConnectionLimits.from_environment().fitted_to_open_files()
     uri, store = _open_store(store_uri)

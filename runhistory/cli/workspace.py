@@ -13,22 +13,16 @@ from urllib.parse import quote
 
 import click
 
-from runhistory.backends import (
-    ARTIFACTS_FOLDER_NAME,
-    DB_FILE_NAME,
-    HTTP_SCHEMES,
-    default_artifact_uri,
-    normalize_tracking_uri,
-)
+from runhistory.core.uris import ARTIFACTS_FOLDER_NAME, DB_FILE_NAME, HTTP_SCHEMES, default_artifact_uri, normalize_tracking_uri
 from runhistory.cli.common import WORKSPACE_HELP, chosen_workspace_ref, locate_workspace_ref, make_console
 from runhistory.core.errors import CorruptWorkspaceError, RunHistoryError, WorkspaceNotFoundError
 from runhistory.store.sql.engine import (
     SQLITE_BUSY_TIMEOUT_S,
     head_revision,
     known_revisions,
-    redact_uri,
     refuse_unless_runhistory_sqlite,
 )
+from runhistory.core.uris import redact_uri
 from runhistory.workspace import CONFIG_FILE, WorkspaceLocation, locate_workspace
 
 # How many of integrity_check's messages a verdict quotes, and how many it collects at most.

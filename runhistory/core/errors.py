@@ -191,6 +191,11 @@ class MissingExtraError(RunHistoryError, ImportError):
     code = "missing_extra"
 
 
+def first_line(error: BaseException) -> str:
+    """The first line of an exception's message (its class name when it has none)."""
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]
+
+
 def _subclasses(root: type[RunHistoryError]) -> list[type[RunHistoryError]]:
     found = [root]
     for child in root.__subclasses__():

@@ -135,6 +135,8 @@ class RunFilter:
     status: str | None = None
     tags: Mapping[str, str | None] = field(default_factory=dict)
     target: str | None = None
+    limit: int | None = None  # at most this many runs (the newest first), None for all
+    offset: int = 0  # after skipping this many
 
 
 class RunStore(abc.ABC):

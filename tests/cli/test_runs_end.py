@@ -7,7 +7,8 @@ from typing import Callable
 import pytest
 from click.testing import Result
 
-from runhistory import Experiment, Workspace, liveness
+from runhistory import Experiment, Workspace
+from runhistory.store import owners
 from runhistory.store.base import RunOwner, RunStatus
 
 from tests.cli.support import Populated, assert_one_line_error, row_of
@@ -64,8 +65,8 @@ def test_a_not_responding_run_is_listed_and_shown_as_such_and_can_be_failed_by_h
     ws: Workspace = populated.workspace
     elsewhere = RunOwner(host="laptop-asleep", machine="0" * 32, pid=4242, start_time=1.0)
     record = ws.store.create_run(Experiment(ws, "remote").id, display_name="far", owner=elsewhere)
-    monkeypatch.setattr(liveness, "OWNER_LOST_AFTER_S", 0.0)
-    monkeypatch.setattr(liveness, "OWNER_HEARTBEAT_TIMEOUT_S", 0.0)  # its heartbeat is silent from now on
+    monkeypatch.setattr(owners, "OWNER_LOST_AFTER_S", 0.0)
+    monkeypatch.setattr(owners, "OWNER_HEARTBEAT_TIMEOUT_S", 0.0)  # its heartbeat is silent from now on
     listed = invoke("runs", "list", "--status", "notresponding", "-w", str(populated.path))
     assert listed.exit_code == 0, listed.output
     assert row_of(listed.output, "remote")[3] == RunStatus.NOT_RESPONDING

@@ -17,7 +17,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
 from runhistory import Experiment, Workspace
-from runhistory.backends import default_artifact_uri, normalize_tracking_uri
+from runhistory.core.uris import default_artifact_uri, normalize_tracking_uri
 from runhistory.core.errors import RunHistoryError, SchemaVersionError
 from runhistory.store.base import MetricBatch, RunStatus
 from runhistory.store.sql.engine import create_postgres_engine, head_revision, open_postgres

@@ -275,7 +275,7 @@ def test_local_folders_of_postgresql_is_its_artifact_folder(postgres_uri: str, t
     ws = Workspace(postgres_uri, tmp_path / "files")
     assert ws.local_folders() == [tmp_path / "files"]
     assert ws.name == postgres_uri.rsplit("/", 1)[1]
-    assert ws.location == runhistory.store.sql.engine.redact_uri(postgres_uri)
+    assert ws.location == runhistory.core.uris.redact_uri(postgres_uri)
     ws.store.close()
 
 

@@ -22,14 +22,16 @@ import sqlite3
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import quote
 
 import sqlalchemy as sa
 from filelock import FileLock
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
+from runhistory.core.uris import redact_uri
 from runhistory.core.errors import (
+    first_line,
     CorruptWorkspaceError,
     RunHistoryError,
     SchemaVersionError,
@@ -260,16 +262,6 @@ def postgres_url(uri: str) -> str:
     return "postgresql+psycopg://" + uri.split("://", 1)[1]
 
 
-def redact_uri(uri: str) -> str:
-    """A URI fit for messages: the password, if any, replaced by ``***``."""
-    parts = urlsplit(uri)
-    if parts.password is None:
-        return uri
-    netloc = parts.netloc.rsplit("@", 1)
-    user = netloc[0].split(":", 1)[0]
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc[1]}"))
-
-
 # SQLSTATE classes of a database that cannot serve: connection exceptions, and operator
 # intervention (admin or crash shutdown, cannot connect now, database dropped).
 _POSTGRES_UNAVAILABLE = ("08", "57P")
@@ -295,7 +287,7 @@ def unavailable_as_error(uri: str) -> Iterator[None]:
         if not is_connection_failure(exc):
             raise
         raise StoreUnavailableError(
-            f"The database of the run history at {redact_uri(uri)} cannot be reached: {_first_line(exc.orig)}"
+            f"The database of the run history at {redact_uri(uri)} cannot be reached: {first_line(exc.orig)}"
         ) from exc
 
 
@@ -350,15 +342,11 @@ def open_postgres(uri: str, *, create: bool = True) -> Engine:
                     lock.commit()
     except sa.exc.DatabaseError as exc:
         engine.dispose()
-        raise RunHistoryError(f"Cannot open {where} as a runhistory workspace database: {_first_line(exc.orig)}") from exc
+        raise RunHistoryError(f"Cannot open {where} as a runhistory workspace database: {first_line(exc.orig)}") from exc
     except BaseException:
         engine.dispose()
         raise
     return engine
-
-
-def _first_line(error: BaseException) -> str:
-    return (str(error).strip().splitlines() or [type(error).__name__])[0]
 
 
 def migrate(engine: Engine, where: str) -> None:
@@ -382,7 +370,7 @@ def migrate(engine: Engine, where: str) -> None:
             command.upgrade(config, "head")
             connection.commit()
     except sa.exc.OperationalError as exc:
-        raise RunHistoryError(f"Could not create or upgrade the workspace database {where}: {_first_line(exc.orig)}") from exc
+        raise RunHistoryError(f"Could not create or upgrade the workspace database {where}: {first_line(exc.orig)}") from exc
 
 
 def _stored_revision(engine: Engine) -> str | None:

@@ -28,7 +28,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from runhistory.core import validation
-from runhistory.core.errors import MetricValueError, NotFoundError, RunFinishedError, RunHistoryError, StoreUnavailableError
+from runhistory.core.errors import MetricValueError, NotFoundError, RunFinishedError, RunHistoryError, StoreUnavailableError, first_line
+from runhistory.core.uris import redact_uri
 from runhistory.store import batch_check, codec, owners
 from runhistory.store.base import (
     HEARTBEAT_TIMEOUT_S,
@@ -117,7 +118,7 @@ class SqlRunStore(RunStore):
                     # an OperationalError (disk full, canceled, shutting down) may pass; a refused value does not
                     failure = StoreUnavailableError if isinstance(exc, sa.exc.OperationalError) else RunHistoryError
                     raise failure(
-                        f"The run history at {_redact(self.uri)} could not be written: {_first_line(exc.orig)}"
+                        f"The run history at {redact_uri(self.uri)} could not be written: {first_line(exc.orig)}"
                     ) from exc
                 time.sleep(0.01 * 2**attempt * (0.5 + secrets.randbelow(1000) / 1000))
         raise AssertionError("unreachable")
@@ -162,7 +163,7 @@ class SqlRunStore(RunStore):
     ) -> None:
         """The store's checks of a new run (its experiment and parent must exist)."""
         if not _is_int64(experiment_id) or self._experiment_name(experiment_id) is None:
-            raise NotFoundError(f"No experiment with id {experiment_id!r:.40} in the run history at {_redact(self.uri)}.")
+            raise NotFoundError(f"No experiment with id {experiment_id!r:.40} in the run history at {redact_uri(self.uri)}.")
         if display_name is not None:
             validation.validate_name(display_name, "display", f"a new run of experiment {experiment_id}")
         validation.validate_status(status)
@@ -281,7 +282,7 @@ class SqlRunStore(RunStore):
     def _require_run(self, run_id: str) -> RunRecord:
         record = self.get_run(run_id)
         if record is None:
-            raise NotFoundError(f"No run with id {run_id!r} in the run history at {_redact(self.uri)}.")
+            raise NotFoundError(f"No run with id {run_id!r} in the run history at {redact_uri(self.uri)}.")
         return record
 
     # jobs
@@ -383,16 +384,6 @@ class SqlRunStore(RunStore):
 
     def close(self) -> None:
         self._engine.dispose()
-
-
-def _redact(uri: str) -> str:
-    from runhistory.store.sql.engine import redact_uri
-
-    return redact_uri(uri)
-
-
-def _first_line(error: BaseException) -> str:
-    return (str(error).strip().splitlines() or [type(error).__name__])[0]
 
 
 # --- write transactions (each takes the connection first) ---
