@@ -14,10 +14,8 @@ def open_artifact_store(uri: str) -> ArtifactStore:
         from runhistory.artifacts.s3 import S3ArtifactStore
 
         return S3ArtifactStore(uri)
-    if uri.startswith(("http://", "https://")):  # a runhistory server (token from the environment or login)
-        from runhistory.client.artifacts import RemoteArtifactStore
-
-        return RemoteArtifactStore(uri)
+    if uri.startswith(("http://", "https://")):
+        raise RunHistoryError(f"The files of a runhistory server ({uri}) are reached through its client, not as an artifact store.")
     if "://" in uri:
         scheme = uri.split("://", 1)[0]
         raise RunHistoryError(f"Artifact URI {uri!r} uses {scheme!r}, which this runhistory cannot reach yet; use a folder.")

@@ -13,7 +13,7 @@ import click
 from runhistory.core.errors import RunHistoryError
 
 if TYPE_CHECKING:
-    from runhistory.server.auth import TokenStore
+    from runhistory.server.auth import TokenGate
 
 STORE_HELP = "The run-history store to serve: a folder, sqlite:///FILE or postgresql://..."
 
@@ -77,7 +77,7 @@ def server_group(
     from runhistory.artifacts import open_artifact_store
     from runhistory.core.uris import default_artifact_uri
     from runhistory.server.app import create_app
-    from runhistory.server.auth import TokenStore
+    from runhistory.server.auth import TokenGate
     from runhistory.server.connections import ConnectionLimits, guarded_protocol
     from runhistory.core.uris import redact_uri
 
@@ -89,7 +89,7 @@ def server_group(
         artifact_uri = str(Path(artifact_uri).expanduser().resolve())
     artifacts = open_artifact_store(artifact_uri)
     artifacts.verify()  # refuse to start on an unusable store rather than fail each request
-    tokens = TokenStore(store, require=require_tokens)
+    tokens = TokenGate(store.tokens(), require=require_tokens)
     if not tokens.required() and not _is_loopback(host):
         raise RunHistoryError(
             f"Refusing to listen on {host}, beyond loopback, without API tokens: anyone could read and write "
@@ -118,12 +118,12 @@ def server_group(
     uvicorn.Server(config).run(sockets=[sock])
 
 
-def _token_state(tokens: TokenStore, forced: bool, store_uri: str) -> str:
+def _token_state(tokens: TokenGate, forced: bool, store_uri: str) -> str:
     """One line at start-up: whether requests need a token, and what to do when none is active."""
     if not tokens.required():
         return "Tokens: none (this store never had one); every request on loopback is accepted."
     why = "--require-tokens" if forced else "this store has had tokens"
-    if tokens.any_active():
+    if tokens.tokens.any_active():
         return f"Tokens: required ({why})."
     return (
         f"Tokens: required ({why}) but none is active: every request but /api/v1/health gets 401 until you "
@@ -141,10 +141,8 @@ def token_group() -> None:
 @click.option("--store", "store_uri", required=True, metavar="URI", help=STORE_HELP)
 def token_create(name: str, store_uri: str) -> None:
     """Create a token called NAME; it is printed once and never stored."""
-    from runhistory.server.auth import TokenStore
-
     _uri, store = _open_store(store_uri)
-    record, token = TokenStore(store).create(name)
+    record, token = store.tokens().create(name)
     click.echo(f"Token {record.id} ({name}) created; keep it, it is not shown again:", err=True)
     click.echo(token)
 
@@ -155,10 +153,8 @@ def token_list(store_uri: str) -> None:
     """List tokens (ids and names, never the tokens)."""
     import time
 
-    from runhistory.server.auth import TokenStore
-
     _uri, store = _open_store(store_uri)
-    for record in TokenStore(store).list():
+    for record in store.tokens().list():
         state = "active" if record.revoked_time is None else "revoked " + time.strftime("%Y-%m-%d %H:%M", time.localtime(record.revoked_time))
         created = time.strftime("%Y-%m-%d %H:%M", time.localtime(record.created_time))
         click.echo(f"{record.id}  {record.name}  created {created}  {state}")
@@ -169,10 +165,8 @@ def token_list(store_uri: str) -> None:
 @click.option("--store", "store_uri", required=True, metavar="URI", help=STORE_HELP)
 def token_revoke(token_id: str, store_uri: str) -> None:
     """Revoke a token by its id or name."""
-    from runhistory.server.auth import TokenStore
-
     _uri, store = _open_store(store_uri)
-    TokenStore(store).revoke(token_id)
+    store.tokens().revoke(token_id)
     click.echo(f"Token {token_id} revoked.")
 
 

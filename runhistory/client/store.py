@@ -506,12 +506,8 @@ _live_stores: "weakref.WeakSet[RemoteRunStore]" = weakref.WeakSet()
 
 
 def _drain_at_exit() -> None:
-    """At interpreter exit: write pending points, then wait (bounded) for the spool to drain."""
-    if not any(store.spool.pending for store in list(_live_stores)) and not _live_stores:
-        return
-    from runhistory.metrics import flush_all_buffers
-
-    flush_all_buffers()
+    """At interpreter exit, after the SDK's exit sequence flushed its metric buffers into the
+    stores (:mod:`runhistory.backends`): wait (bounded) for each spool to drain."""
     for store in list(_live_stores):
         store.wait_for_spool("the process")
 

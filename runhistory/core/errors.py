@@ -25,7 +25,11 @@ Every class carries the HTTP status a server answers it with (``http_status``) a
     ├── WaitTimeoutError (504, also TimeoutError)
     ├── CorruptWorkspaceError (500)
     ├── SettingError (400, also ValueError)
-    └── MissingExtraError (500, also ImportError)
+    ├── MissingExtraError (500, also ImportError)
+    ├── InvalidRequestError (422): a request the server's models refuse
+    ├── InvalidBatchError (400): a metric batch that does not decode
+    ├── UnauthorizedError (401): no active API token
+    └── RequestTooLargeError (413)
 """
 
 
@@ -189,6 +193,34 @@ class MissingExtraError(RunHistoryError, ImportError):
 
     http_status = 500
     code = "missing_extra"
+
+
+class InvalidRequestError(RunHistoryError):
+    """A request to a runhistory server that its request models refuse (a missing or mistyped field)."""
+
+    http_status = 422
+    code = "invalid_request"
+
+
+class InvalidBatchError(RunHistoryError):
+    """A metric batch sent to a runhistory server that does not decode."""
+
+    http_status = 400
+    code = "invalid_batch"
+
+
+class UnauthorizedError(RunHistoryError):
+    """A request to a runhistory server without an active API token, where one is required."""
+
+    http_status = 401
+    code = "unauthorized"
+
+
+class RequestTooLargeError(RunHistoryError):
+    """A request body past a runhistory server's limits (see the RUNHISTORY_SERVER_* settings)."""
+
+    http_status = 413
+    code = "request_too_large"
 
 
 def first_line(error: BaseException) -> str:

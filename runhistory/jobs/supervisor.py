@@ -37,7 +37,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from runhistory.artifacts import open_artifact_store
+from runhistory.artifacts import ArtifactStore, open_artifact_store
+from runhistory.core.uris import HTTP_SCHEMES
 from runhistory.core import settings
 from runhistory.core.errors import ArtifactPathError
 from runhistory.jobs.process import (
@@ -82,6 +83,15 @@ class Outcome:
     error: dict[str, Any] | None = None
 
 
+def _open_artifacts(artifact_uri: str) -> ArtifactStore:
+    """The job's artifact store; a server's files through its client (token from the environment)."""
+    if artifact_uri.startswith(HTTP_SCHEMES):
+        from runhistory.client.artifacts import RemoteArtifactStore  # only a job of a server pays for httpx
+
+        return RemoteArtifactStore(artifact_uri)
+    return open_artifact_store(artifact_uri)
+
+
 class Supervisor:
     """Runs one job in ``folder`` and keeps its run up to date."""
 
@@ -91,7 +101,7 @@ class Supervisor:
         self.work = folder / WORK_FOLDER
         self.tracking_uri = tracking_uri
         self.artifact_uri = artifact_uri
-        self.artifacts = open_artifact_store(artifact_uri)
+        self.artifacts = _open_artifacts(artifact_uri)
         self.log = ArtifactLog(self.artifacts, run_id, SUPERVISOR_LOG)
         self._store: RunStore | None = None
         self._store_lock = threading.Lock()

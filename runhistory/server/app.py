@@ -37,7 +37,7 @@ from runhistory.core import errors
 from runhistory.core.version import __version__
 from runhistory.artifacts.base import ArtifactStore, validate_artifact_name
 from runhistory.protocol import wire
-from runhistory.server.auth import TokenStore
+from runhistory.server.auth import TokenGate
 from runhistory.store.base import RunFilter, RunOwner, RunStatus, RunStore
 from runhistory.store.sql.engine import unavailable_as_error
 from runhistory.store.sql.schema import runs
@@ -210,7 +210,7 @@ Properties = Annotated[dict[Name, Text], Field(max_length=MAX_ENTRIES)]
 def create_app(store: RunStore, artifacts: ArtifactStore, *, require_tokens: bool = False) -> FastAPI:
     """The ASGI application serving ``store`` and ``artifacts`` (every request needs a token
     when ``require_tokens``, or once the store has had one: see :mod:`.auth`)."""
-    tokens = TokenStore(store, require=require_tokens)
+    tokens = TokenGate(store.tokens(), require=require_tokens)
     app = FastAPI(
         title="runhistory server",
         description="Run history (experiments, runs, metrics, tags, properties, jobs) and run files over HTTP.",
@@ -223,7 +223,7 @@ def create_app(store: RunStore, artifacts: ArtifactStore, *, require_tokens: boo
     def existing_run(run_id: str) -> str:
         """``run_id``, checked as a name and as a run of the store (404 naming it when missing)."""
         validate_artifact_name(run_id)
-        if not run_exists(store, run_id):
+        if not store.run_exists(run_id):
             raise errors.NotFoundError(f"No run with id {run_id[:100]!r}: files belong to an existing run.")
         return run_id
 
@@ -509,17 +509,6 @@ def create_app(store: RunStore, artifacts: ArtifactStore, *, require_tokens: boo
         return json_response({"sealing": run_id}, status_code=202)
 
     return app
-
-
-def run_exists(store: RunStore, run_id: str) -> bool:
-    """Whether the store has this run, read without :meth:`RunStore.get_run`'s liveness checks:
-    a spooled file replayed by ``runhistory sync`` must not mark its ended run Failed before
-    the spooled Completed that follows it."""
-    engine = getattr(store, "_engine", None)
-    if engine is None:
-        return store.get_run(run_id) is not None
-    with unavailable_as_error(store.uri), engine.connect() as connection:
-        return connection.execute(sa.select(runs.c.id).where(runs.c.id == run_id)).first() is not None
 
 
 def _seal_quietly(artifacts: ArtifactStore, run_id: str) -> None:

@@ -13,7 +13,9 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
+from runhistory.core.errors import RunHistoryError
 from runhistory.core.status import HEARTBEAT_INTERVAL_S, HEARTBEAT_TIMEOUT_S, JOB_RUN_TYPE, RunStatus
+from runhistory.store.tokens import TokenStore
 
 
 class MetricKind:
@@ -186,6 +188,11 @@ class RunStore(abc.ABC):
         heartbeat is silent, and Running again when it beats again.
         """
 
+    def run_exists(self, run_id: str) -> bool:
+        """Whether the store has this run, read without :meth:`get_run`'s liveness checks (a
+        replayed spool must not mark its ended run Failed before the Completed that follows)."""
+        return self.get_run(run_id) is not None
+
     @abc.abstractmethod
     def get_run_by_number(self, experiment_id: int, number: int) -> RunRecord | None:
         """The run with this number in this experiment, or None."""
@@ -272,6 +279,11 @@ class RunStore(abc.ABC):
     @abc.abstractmethod
     def get_metric_summaries(self, run_id: str) -> list[MetricSummary]:
         """Kind, count and last value of each series of a run, by name."""
+
+    # tokens
+    def tokens(self) -> TokenStore:
+        """The API tokens kept with this run history, for a team server; a store that keeps none raises."""
+        raise RunHistoryError(f"The store at {self.uri} keeps no API tokens; give the server a SQL store.")
 
     def after_fork(self) -> None:
         """In a forked child: drop connections inherited from the parent; the default has none."""

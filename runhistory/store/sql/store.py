@@ -46,6 +46,7 @@ from runhistory.store.base import (
     RunStore,
 )
 from runhistory.store.sql.engine import unavailable_as_error
+from runhistory.store.sql.tokens import SqlTokenStore
 from runhistory.store.sql.schema import (
     applied_batches,
     compute_targets,
@@ -76,6 +77,13 @@ class SqlRunStore(RunStore):
         self.uri = uri
         self._postgres = engine.dialect.name == "postgresql"
         self._next_prune = 0.0  # monotonic time of the next pruning of old batch ids
+
+    def run_exists(self, run_id: str) -> bool:
+        with self._reading() as connection:
+            return connection.execute(sa.select(runs.c.id).where(runs.c.id == run_id)).first() is not None
+
+    def tokens(self) -> SqlTokenStore:
+        return SqlTokenStore(self._engine, self.uri)
 
     # transactions
     @contextmanager
