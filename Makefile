@@ -15,9 +15,11 @@ $(INSTALLED): pyproject.toml
 demo: $(INSTALLED)
 	PATH=$(VENV)/bin:$$PATH $(PY) examples/demo.py
 
-# The tests start a throw-away PostgreSQL of their own (tests/postgres.py); `install` puts the
-# Debian postgresql package in when initdb is missing and we are root with apt-get.
+# First the layers (pyproject.toml's [tool.importlinter]), then the tests. They start a
+# throw-away PostgreSQL of their own (tests/postgres.py); `install` puts the Debian postgresql
+# package in when initdb is missing and we are root with apt-get.
 test: $(INSTALLED)
+	$(VENV)/bin/lint-imports
 	scripts/postgres.sh install
 	$(PY) -m pytest -q -n 3
 

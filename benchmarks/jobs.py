@@ -114,7 +114,7 @@ def log_to_run_files(exp: Experiment, source: Path, lines: int) -> list[float]:
     """Per line of ``logs/tick.txt``: seconds from the job writing it to the run's file holding it."""
     _script(source, "ticks.py", TICKS)
     run = exp.submit(ScriptRunConfig(source, "ticks.py", [str(lines)], compute_target="bench"))
-    artifacts = run._backends.artifacts
+    artifacts = run.workspace.artifacts
     latencies: list[float] = []
     offset, pending = 0, b""
     deadline = time.monotonic() + 60

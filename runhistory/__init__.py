@@ -2,6 +2,8 @@
 
 The public names load on first use (PEP 562), so that a process which needs only a
 small part of runhistory (a job's supervisor, ``runhistory --version``) starts fast.
+Loading any of them loads the compute targets too: ``runhistory.compute`` registers the
+reader of ``ws.compute_targets`` with the workspace module (which sits below compute).
 """
 
 from __future__ import annotations
@@ -27,6 +29,9 @@ _HOMES = {
     "Workspace": "runhistory.workspace",
 }
 
+# Loaded with any public name: the compute targets (they register ``ws.compute_targets``).
+_ALSO_LOADED = "runhistory.compute"
+
 __all__ = ["VERSION", "Estimator", "Experiment", "Run", "ScriptRunConfig", "Workspace", "__version__"]
 
 
@@ -35,6 +40,7 @@ def __getattr__(name: str) -> Any:
     if home is None:
         raise AttributeError(f"module 'runhistory' has no attribute {name!r}")
     value = getattr(importlib.import_module(home), name)
+    importlib.import_module(_ALSO_LOADED)
     globals()[name] = value
     return value
 

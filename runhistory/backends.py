@@ -1,10 +1,16 @@
 """Opening the store and artifact store behind a workspace URI (once per process), and closing
 them all, in one ordered sequence, at interpreter exit.
 
+Which package opens a URI is decided by its scheme, in one table each (:data:`STORE_OPENERS`,
+:data:`ARTIFACT_OPENERS`): ``http(s)://`` a runhistory server (``runhistory.client``),
+``sqlite:///`` and ``postgresql://`` ``runhistory.store.sql``, ``s3://`` and a folder
+``runhistory.artifacts`` (``.s3``, ``.local``).
+
 At exit: first the hooks given to :func:`add_exit_hook` (in the order added; the runs this
 process started are ended there), then every metrics buffer is flushed, then every store is
 closed (a SQLite store checkpoints its write-ahead log, so that the ``.db`` file alone holds
-all the data); a server's store then drains its spool (``store/remote.py``'s own exit handler).
+all the data). A server's store is not closed here: it drains its spool in its own exit handler
+(``runhistory/client/store.py``), which runs after this sequence.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ from typing import Callable
 from urllib.parse import urlsplit
 
 from runhistory.artifacts import ArtifactStore, open_artifact_store
-from runhistory.core.errors import WorkspaceNotFoundError
+from runhistory.core.errors import RunHistoryError, WorkspaceNotFoundError
 from runhistory.core.uris import HTTP_SCHEMES, default_artifact_uri, normalize_tracking_uri, redact_uri
 from runhistory.metrics import MetricsBuffer, flush_all_buffers
 from runhistory.store.base import RunStore
@@ -92,34 +98,85 @@ def open_backends(
     key = (tracking_uri, artifact_uri) if token is None else (tracking_uri, artifact_uri, token)
     with _opening:
         if key not in _opened:
-            store = _open_store(tracking_uri, token, create)
-            if artifact_uri.startswith(HTTP_SCHEMES):
-                from runhistory.client.artifacts import RemoteArtifactStore
-                from runhistory.client.store import RemoteRunStore
-
-                spool_with = store if isinstance(store, RemoteRunStore) else None  # small files wait in its spool
-                artifacts: ArtifactStore = RemoteArtifactStore(artifact_uri, token, spool_with)
-            else:
-                artifacts = open_artifact_store(artifact_uri)
+            store = open_run_store(tracking_uri, token, create)
+            artifacts = _opener_of(ARTIFACT_OPENERS, artifact_uri)(artifact_uri, token, store)
             _opened[key] = Backends(store, artifacts, MetricsBuffer(store))
             _register_exit_sequence_last()
         return _opened[key]
 
 
-def _open_store(tracking_uri: str, token: str | None = None, create: bool = True) -> RunStore:
-    if tracking_uri.startswith(HTTP_SCHEMES):
-        from runhistory.client.store import RemoteRunStore
+def open_run_store(tracking_uri: str, token: str | None = None, create: bool = True) -> RunStore:
+    """A new run-history store for a tracking URI in canonical form (see
+    :func:`~runhistory.core.uris.normalize_tracking_uri`), not cached and not closed at exit:
+    the caller closes it. ``token`` and ``create`` as for :func:`open_backends`."""
+    return _opener_of(STORE_OPENERS, tracking_uri)(tracking_uri, token, create)
 
-        return RemoteRunStore(tracking_uri, token)
-    from runhistory.store.sql.engine import open_postgres, open_sqlite
+
+# The openers import their package when first called: SQLAlchemy (store.sql), httpx (client)
+# and s3fs (artifacts.s3) cost start-up time that a process which never opens them must not pay.
+
+
+def _open_server_store(uri: str, token: str | None, create: bool) -> RunStore:
+    from runhistory.client.store import RemoteRunStore  # httpx: start-up speed
+
+    return RemoteRunStore(uri, token)
+
+
+def _open_sql_store(uri: str, token: str | None, create: bool) -> RunStore:
+    from runhistory.store.sql.engine import open_postgres, open_sqlite  # SQLAlchemy: start-up speed
     from runhistory.store.sql.store import SqlRunStore
 
-    if tracking_uri.startswith("postgresql://"):
-        return SqlRunStore(open_postgres(tracking_uri, create=create), tracking_uri)
-    db_file = Path(tracking_uri[len("sqlite:///") :])
+    if uri.startswith("postgresql://"):
+        return SqlRunStore(open_postgres(uri, create=create), uri)
+    db_file = Path(uri[len("sqlite:///") :])
     if not create and not db_file.exists():
         raise WorkspaceNotFoundError(f"No runhistory database at {db_file}.")
-    return SqlRunStore(open_sqlite(db_file, create=create), tracking_uri)
+    return SqlRunStore(open_sqlite(db_file, create=create), uri)
+
+
+def _open_server_artifacts(uri: str, token: str | None, store: RunStore) -> ArtifactStore:
+    from runhistory.client.artifacts import RemoteArtifactStore  # httpx: start-up speed
+    from runhistory.client.store import RemoteRunStore
+
+    spool_with = store if isinstance(store, RemoteRunStore) else None  # small files wait in its spool
+    return RemoteArtifactStore(uri, token, spool_with)
+
+
+def _open_artifact_folder_or_bucket(uri: str, token: str | None, store: RunStore) -> ArtifactStore:
+    return open_artifact_store(uri)  # s3:// -> artifacts.s3 (s3fs, imported there), a folder -> artifacts.local
+
+
+StoreOpener = Callable[[str, "str | None", bool], RunStore]
+ArtifactOpener = Callable[[str, "str | None", RunStore], ArtifactStore]
+
+# scheme (the URI's text before "://"; "" for a folder) -> opener
+STORE_OPENERS: dict[str, StoreOpener] = {
+    "http": _open_server_store,
+    "https": _open_server_store,
+    "sqlite": _open_sql_store,
+    "postgresql": _open_sql_store,
+}
+ARTIFACT_OPENERS: dict[str, ArtifactOpener] = {
+    "http": _open_server_artifacts,
+    "https": _open_server_artifacts,
+    "s3": _open_artifact_folder_or_bucket,
+    "": _open_artifact_folder_or_bucket,
+}
+
+
+def _opener_of(openers: dict[str, Callable], uri: str) -> Callable:
+    """The opener of ``uri``'s scheme. An unknown scheme goes to the folder's opener where there
+    is one (its own check says what this runhistory can reach), else is refused here."""
+    scheme = uri.split("://", 1)[0] if "://" in uri else ""
+    opener = openers.get(scheme) or openers.get("")
+    if opener is None:
+        raise RunHistoryError(
+            f"Tracking URI {redact_uri(uri)!r} uses {scheme!r}, which this runhistory cannot reach yet; "
+            f"use a folder, sqlite:///FILE, postgresql://USER:PASSWORD@HOST:PORT/DATABASE or http(s)://HOST:PORT."
+        )
+    return opener
+
+
 
 
 _exit_hooks: list[Callable[[], None]] = []

@@ -3,23 +3,31 @@
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, Protocol, runtime_checkable
 
-from runhistory.core.errors import RunHistoryError
+from runhistory.core.errors import JobConfigError, RunHistoryError
 from runhistory.store.base import ExperimentRecord, RunFilter, RunStatus
 from runhistory.core.validation import validate_experiment_name
 
 if TYPE_CHECKING:
-    from runhistory.jobs.config import ScriptRunConfig
     from runhistory.run import Run
     from runhistory.workspace import Workspace
+
+
+@runtime_checkable
+class Submittable(Protocol):
+    """What ``Experiment.submit`` takes: a config that knows how to start itself as a run of an
+    experiment (``ScriptRunConfig`` and ``Estimator`` of :mod:`runhistory.jobs.config`)."""
+
+    def submit_to(self, experiment: "Experiment", tags: Mapping[str, Any] | None = None) -> "Run":
+        """Start the config as a new run of ``experiment`` and return the run."""
 
 
 class Experiment:
     """A named group of runs. ``Experiment(ws, name)`` gets it, creating it when new."""
 
     def __init__(self, workspace: "Workspace", name: str) -> None:
-        record = workspace._backends.store.get_or_create_experiment(validate_experiment_name(name))
+        record = workspace.store.get_or_create_experiment(validate_experiment_name(name))
         self._init(workspace, record)
 
     def _init(self, workspace: "Workspace", record: ExperimentRecord) -> None:
@@ -27,10 +35,16 @@ class Experiment:
         self._record = record
 
     @classmethod
-    def _from_record(cls, workspace: "Workspace", record: ExperimentRecord) -> "Experiment":
+    def from_record(cls, workspace: "Workspace", record: ExperimentRecord) -> "Experiment":
+        """The handle of an experiment the store returned."""
         experiment = cls.__new__(cls)
         experiment._init(workspace, record)
         return experiment
+
+    @property
+    def record(self) -> ExperimentRecord:
+        """The experiment as the store returned it (a frozen :class:`~runhistory.store.base.ExperimentRecord`)."""
+        return self._record
 
     @property
     def name(self) -> str:
@@ -51,19 +65,25 @@ class Experiment:
         self, display_name: str | None = None, snapshot_directory: str | os.PathLike | None = None
     ) -> "Run":
         """A new interactive run, Running; complete it (or use it as a context manager) when done."""
-        from runhistory.run import Run
+        from runhistory.run import Run  # runhistory.run imports this module (see workspace.py's note)
 
-        run = Run._create(self, display_name=display_name, parent_id=None, run_type="interactive")
+        run = Run.create_in(self, display_name=display_name, parent_id=None, run_type="interactive")
         if snapshot_directory is not None:
             run.upload_folder("snapshot", snapshot_directory)
         return run
 
-    def submit(self, config: "ScriptRunConfig", tags: Mapping[str, Any] | None = None) -> "Run":
-        """Run a script as a job: snapshot its source folder into a new run (Queued), start it on
-        its compute target, and return the run without waiting (see ``run.wait_for_completion``)."""
-        from runhistory.jobs.submit import submit_job
+    def submit(self, config: Submittable, tags: Mapping[str, Any] | None = None) -> "Run":
+        """Run a config as a job, as azureml does: the config submits itself (its ``submit_to``).
 
-        return submit_job(self, config, tags)
+        A ``ScriptRunConfig`` or ``Estimator`` snapshots its source folder into a new run (Queued),
+        starts it on its compute target, and returns the run without waiting (see
+        ``run.wait_for_completion``).
+        """
+        if not isinstance(config, Submittable):
+            raise JobConfigError(
+                f"Experiment.submit takes a ScriptRunConfig or an Estimator, got {type(config).__name__}."
+            )
+        return config.submit_to(self, tags=tags)
 
     def get_runs(
         self,
@@ -76,15 +96,15 @@ class Experiment:
         ``tags``: a tag name, a list of names (the runs must have them all) or a dict
         ``{name: value}`` (value None: any value). ``status``: one status name.
         """
-        from runhistory.run import Run
+        from runhistory.run import Run  # runhistory.run imports this module (see workspace.py's note)
 
         if status is not None and status not in RunStatus.ALL:
             raise RunHistoryError(f"Unknown run status {status!r}; use one of {', '.join(RunStatus.ALL)}.")
         run_filter = RunFilter(
             experiment_id=self.id, top_level_only=not include_children, status=status, tags=_tag_filter(tags)
         )
-        records = self.workspace._backends.store.list_runs(run_filter)
-        return iter([Run._from_record(self.workspace, record, experiment=self) for record in records])
+        records = self.workspace.store.list_runs(run_filter)
+        return iter([Run.from_record(self.workspace, record, experiment=self) for record in records])
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Experiment) and other.workspace == self.workspace and other.id == self.id

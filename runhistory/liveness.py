@@ -20,6 +20,7 @@ import sys
 import threading
 from typing import TYPE_CHECKING
 
+from runhistory.backends import add_exit_hook
 from runhistory.core.status import HEARTBEAT_INTERVAL_S, RunStatus
 
 
@@ -74,7 +75,7 @@ def owned_runs() -> list["Run"]:
 
 
 def _key(run: "Run") -> tuple[int, str]:
-    return (id(run._backends.store), run.id)
+    return (id(run.workspace.store), run.id)
 
 
 def _beat_forever(owned: _Owned) -> None:
@@ -83,7 +84,7 @@ def _beat_forever(owned: _Owned) -> None:
             runs = list(owned.runs.items())
         for key, run in runs:
             try:
-                status = run._backends.store.heartbeat(run.id)
+                status = run.workspace.store.heartbeat(run.id)
             except Exception:  # unreachable or locked for now: the next beat tries again
                 continue
             if status in RunStatus.TERMINAL:  # ended elsewhere (`runhistory runs cancel`, another handle)
@@ -104,14 +105,7 @@ def _install_hooks() -> None:
         previous(exc_type, exc, tb)
 
     sys.excepthook = remember_uncaught
-    try:
-        from runhistory.backends import add_exit_hook
-    except ImportError:  # an older backends module: atexit runs this before the buffers' flush too
-        import atexit
-
-        atexit.register(end_owned_runs)
-    else:
-        add_exit_hook(end_owned_runs)
+    add_exit_hook(end_owned_runs)
 
 
 def end_owned_runs() -> None:

@@ -21,13 +21,6 @@ from typing import Any
 from runhistory.core import settings
 from runhistory.core.errors import MetricValueError, NotFoundError, RunFinishedError, RunHistoryError, StoreUnavailableError
 from runhistory.store.base import MetricBatch, RunStore
-from runhistory.core.validation import (  # noqa: F401 - the SDK's checks, importable from here as before
-    MAX_NAME_LENGTH,
-    coerce_step,
-    coerce_value,
-    validate_name,
-    validate_text_value,
-)
 
 
 

@@ -11,7 +11,9 @@ import shutil
 import tempfile
 from typing import Any, Mapping
 
+from runhistory.experiment import Experiment
 from runhistory.run import Run
+from runhistory.workspace import Workspace
 
 
 class OfflineRun(Run):
@@ -20,13 +22,10 @@ class OfflineRun(Run):
     @classmethod
     def create(cls) -> "OfflineRun":
         """A new offline run in its own temporary workspace (removed at exit)."""
-        from runhistory.experiment import Experiment
-        from runhistory.workspace import Workspace
-
         folder = tempfile.mkdtemp(prefix="runhistory-offline-")
         atexit.register(shutil.rmtree, folder, ignore_errors=True)
         experiment = Experiment(Workspace(folder), "offline")
-        run = super()._create(experiment, display_name="OfflineRun", parent_id=None, run_type="offline")
+        run = super().create_in(experiment, display_name="OfflineRun", parent_id=None, run_type="offline")
         return run  # type: ignore[return-value]
 
     def log(self, name: str, value: Any, description: str = "", step: int | None = None) -> None:

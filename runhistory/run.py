@@ -9,12 +9,14 @@ import time
 import traceback
 import uuid
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO, Mapping
+from typing import Any, BinaryIO, Mapping
 
 from runhistory import liveness
 from runhistory.store import owners
 from runhistory.artifacts.base import validate_artifact_name
+from runhistory.backends import WORKSPACE_FOLDER_NAME
 from runhistory.core import settings
+from runhistory.core.paths import refuse_non_folder
 from runhistory.core.errors import (
     ArtifactNotFoundError,
     ArtifactPathError,
@@ -24,15 +26,15 @@ from runhistory.core.errors import (
     RunFinishedError,
     RunHistoryError,
 )
-from runhistory.metrics import coerce_step, coerce_value, validate_name, validate_text_value
-from runhistory.store.base import MetricKind, MetricSeries, RunRecord, RunStatus
+from runhistory.experiment import Experiment
+from runhistory.core.metric_values import coerce_step, coerce_value
+from runhistory.core.validation import INT64_MAX, INT64_MIN, validate_name, validate_text_value
+from runhistory.store.base import JOB_RUN_TYPE, MetricKind, MetricSeries, RunFilter, RunRecord, RunStatus
+from runhistory.watch import wait_for_run
+from runhistory.workspace import Workspace
 
-if TYPE_CHECKING:
-    from runhistory.experiment import Experiment
-    from runhistory.workspace import Workspace
 
 _now = time.time
-_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1  # what a store keeps exactly; run.log's own check
 
 
 class Run:
@@ -40,29 +42,30 @@ class Run:
     ``Experiment.submit``, ``Run.get_context()`` or ``Run(experiment, run_id)``."""
 
     def __init__(self, experiment: "Experiment", run_id: str) -> None:
-        record = experiment.workspace._backends.store.get_run(run_id)
+        record = experiment.workspace.store.get_run(run_id)
         if record is None or record.experiment_id != experiment.id:
             raise NotFoundError(f"No run {run_id!r} in experiment {experiment.name!r}.")
         self._init(experiment.workspace, record, experiment)
 
     def _init(self, workspace: "Workspace", record: RunRecord, experiment: "Experiment | None") -> None:
         self._workspace = workspace
-        self._backends = workspace._backends
+        self._backends = workspace.backends
         self._record = record
         self._experiment = experiment
         self._scalar_points: dict[str, list] = {}  # series name -> the buffer's list for it
         self._ended = record.status in RunStatus.TERMINAL  # a fresh handle of an ended run logs nothing
 
     @classmethod
-    def _from_record(
+    def from_record(
         cls, workspace: "Workspace", record: RunRecord, experiment: "Experiment | None" = None
     ) -> "Run":
+        """The handle of a run the store returned (``experiment``: its experiment, when known)."""
         run = cls.__new__(cls)
         run._init(workspace, record, experiment)
         return run
 
     @classmethod
-    def _create(
+    def create_in(
         cls,
         experiment: "Experiment",
         *,
@@ -72,10 +75,13 @@ class Run:
         status: str = RunStatus.RUNNING,
         target: str | None = None,
     ) -> "Run":
+        """A new run of ``experiment`` in the store, and its handle: what ``start_logging``,
+        ``child_run`` and ``Experiment.submit`` create. A Running run of an owned type
+        (interactive, child) is heartbeated by this process and ended at its exit."""
         if display_name is not None:
             validate_name(display_name, "display", f"a new run of experiment {experiment.name!r}")
         owned = run_type in owners.OWNED_RUN_TYPES and status == RunStatus.RUNNING
-        record = experiment.workspace._backends.store.create_run(
+        record = experiment.workspace.store.create_run(
             experiment.id,
             display_name=display_name,
             parent_id=parent_id,
@@ -84,7 +90,7 @@ class Run:
             target=target,
             owner=owners.this_process() if owned else None,
         )
-        run = cls._from_record(experiment.workspace, record, experiment)
+        run = cls.from_record(experiment.workspace, record, experiment)
         if owned:  # this process heartbeats it and ends it at exit
             liveness.own(run)
         return run
@@ -94,15 +100,13 @@ class Run:
         """Inside a job: the job's own run. Elsewhere: an offline run that prints its metrics."""
         run_id = settings.RUN_ID.text() or None
         if run_id:
-            from runhistory.workspace import Workspace
-
             return Workspace.from_config().get_run(run_id)
         if not allow_offline:
             raise NotFoundError(
                 f"Run.get_context(allow_offline=False) found no run: ${settings.RUN_ID.name} is not set "
                 f"(this process was not started as a runhistory job)."
             )
-        from runhistory.offline import OfflineRun
+        from runhistory.offline import OfflineRun  # a subclass of Run: its module imports this one
 
         return OfflineRun.create()
 
@@ -119,6 +123,11 @@ class Run:
         return self._record
 
     @property
+    def workspace(self) -> "Workspace":
+        """The workspace the run lives in."""
+        return self._workspace
+
+    @property
     def number(self) -> int:
         """The run's number in its experiment (1, 2, ...)."""
         return self._record.number
@@ -132,8 +141,6 @@ class Run:
     def experiment(self) -> "Experiment":
         """The experiment the run belongs to."""
         if self._experiment is None:
-            from runhistory.experiment import Experiment
-
             self._experiment = Experiment(self._workspace, self._record.experiment_name)
         return self._experiment
 
@@ -150,10 +157,11 @@ class Run:
 
     def get_status(self) -> str:
         """The run's current status (read from the store)."""
-        self._refresh()
+        self.refresh()
         return self._record.status
 
-    def _refresh(self) -> None:
+    def refresh(self) -> None:
+        """Read the run again from the store (``record`` then shows its current state)."""
         record = self._backends.store.get_run(self.id)
         if record is not None:
             self._record = record
@@ -177,9 +185,9 @@ class Run:
         elif description and type(description) is not str:
             self._check_description(name, description)
         kind = type(value)
-        if kind is not float and (kind is not int or not _INT64_MIN <= value <= _INT64_MAX):
+        if kind is not float and (kind is not int or not INT64_MIN <= value <= INT64_MAX):
             value = coerce_value(name, value, self._where())
-        if step is not None and (type(step) is not int or not _INT64_MIN <= step <= _INT64_MAX):
+        if step is not None and (type(step) is not int or not INT64_MIN <= step <= INT64_MAX):
             step = coerce_step(name, step, self._where())
         points.extend((value, step, _now()))
 
@@ -309,14 +317,12 @@ class Run:
     def child_run(self, name: str | None = None) -> "Run":
         """A new child run, Running; as a context manager it completes, or fails on an exception."""
         self._check_active(f"start a child run {name!r}")
-        return Run._create(self.experiment, display_name=name, parent_id=self.id, run_type="child")
+        return Run.create_in(self.experiment, display_name=name, parent_id=self.id, run_type="child")
 
     def get_children(self, recursive: bool = False) -> list["Run"]:
         """Child runs, oldest first; with ``recursive``, all descendants (depth first)."""
-        from runhistory.store.base import RunFilter
-
         records = self._backends.store.list_runs(RunFilter(parent_id=self.id))
-        children = [Run._from_record(self._workspace, record) for record in reversed(records)]
+        children = [Run.from_record(self._workspace, record) for record in reversed(records)]
         if not recursive:
             return children
         return [descendant for child in children for descendant in [child, *child.get_children(recursive=True)]]
@@ -334,8 +340,6 @@ class Run:
         """Cancel the run. An interactive or child run is Canceled at once. A job run reads
         CancelRequested until its supervisor has ended the script's whole process tree, then
         Canceled; a job whose script has not started yet never starts it."""
-        from runhistory.core.status import JOB_RUN_TYPE  # plain constants; kept next to the one use
-
         record = self._backends.store.get_run(self.id) or self._record
         if record.run_type != JOB_RUN_TYPE or record.status in RunStatus.TERMINAL:
             self._end(RunStatus.CANCELED)
@@ -366,8 +370,6 @@ class Run:
         uploaded before its status becomes terminal, so there is nothing more to wait for.
         ``timeout`` (seconds) raises :class:`~runhistory.core.errors.WaitTimeoutError` when passed.
         """
-        from runhistory.jobs.watch import wait_for_run
-
         return wait_for_run(self, show_output=show_output, raise_on_error=raise_on_error, timeout=timeout)
 
     def __enter__(self) -> "Run":
@@ -440,7 +442,7 @@ class Run:
             raise ArtifactNotFoundError(f"Cannot upload folder {name!r} to {self._where()}: {folder} is not a folder.")
         excluded = [Path(os.path.realpath(entry)) for entry in self._workspace.local_folders()]
         real = Path(os.path.realpath(folder))
-        if real.name == ".runhistory" or any(real == entry or real.is_relative_to(entry) for entry in excluded):
+        if real.name == WORKSPACE_FOLDER_NAME or _is_inside_any(real, excluded):
             raise ArtifactPathError(
                 f"Cannot upload folder {name!r} to {self._where()}: {folder} holds a workspace's own files "
                 f"(its database or run files); upload the folder your files are in."
@@ -491,11 +493,7 @@ class Run:
     ) -> list[Path]:
         """Copy the run's files whose names start with ``prefix`` under ``output_directory``, keeping paths."""
         root = Path(output_directory) if output_directory is not None else Path.cwd()
-        if root.exists() and not root.is_dir():
-            raise ArtifactStorageError(
-                f"Cannot download the files of {self._where()} into {root}: it is a file, not a folder; "
-                f"give a folder (it is created if missing)."
-            )
+        refuse_non_folder(root, f"Cannot download the files of {self._where()} into", ArtifactStorageError)
         names = list(self._backends.artifacts.list(self.id, prefix or ""))
         if names:
             _prepare_folder(root, f"Cannot download the files of {self._where()} into {root}")
@@ -504,7 +502,7 @@ class Run:
     # details
     def get_details(self) -> dict[str, Any]:
         """Status, times, tags, properties, error and files of the run, as a dict."""
-        self._refresh()
+        self.refresh()
         record = self._record
         details: dict[str, Any] = {
             "runId": record.id,
@@ -527,7 +525,7 @@ class Run:
         return details
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Run) and other.id == self.id and other._workspace == self._workspace
+        return isinstance(other, Run) and other.id == self.id and other.workspace == self._workspace
 
     def __hash__(self) -> int:
         return hash(self.id)
@@ -601,17 +599,21 @@ def _plot_png(plot: Any, where: str) -> io.BytesIO:
     return picture
 
 
+def _is_inside_any(real: Path, entries: list[Path]) -> bool:
+    """Whether the resolved path ``real`` is one of ``entries`` (files or folders) or inside one."""
+    return any(real == entry or real.is_relative_to(entry) for entry in entries)
+
+
 def _files_to_upload(folder: Path, excluded: list[Path]) -> list[Path]:
     """The files under ``folder``, sorted, without the workspace's own folders and files."""
 
     def is_excluded(path: Path) -> bool:
-        real = Path(os.path.realpath(path))
-        return any(real == entry or real.is_relative_to(entry) for entry in excluded)
+        return _is_inside_any(Path(os.path.realpath(path)), excluded)
 
     found = []
     for parent, folders, files in os.walk(folder):
         here = Path(parent)
-        folders[:] = [f for f in folders if f != ".runhistory" and not is_excluded(here / f)]
+        folders[:] = [f for f in folders if f != WORKSPACE_FOLDER_NAME and not is_excluded(here / f)]
         found += [here / f for f in files if (here / f).is_file() and not is_excluded(here / f)]
     return sorted(found)
 

@@ -1,4 +1,9 @@
-"""The workspace: where run history and files live, found from a config or created on first use."""
+"""The workspace: where run history and files live, found from a config or created on first use.
+
+Within the SDK, ``run`` imports ``experiment`` and ``workspace``, and ``experiment`` imports
+``workspace``. The few calls that hand back an object of a module above (``ws.experiments``,
+``ws.get_run``, ``exp.start_logging``) import its class where they build it.
+"""
 
 from __future__ import annotations
 
@@ -6,22 +11,34 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
-from runhistory.backends import Backends, open_backends
+from runhistory.backends import WORKSPACE_FOLDER_NAME, Backends, open_backends
 from runhistory.core import settings
 from runhistory.core.errors import NotFoundError, RunHistoryError, WorkspaceNotFoundError
+from runhistory.core.paths import refuse_non_folder
+from runhistory.core.uris import redact_uri
 
 if TYPE_CHECKING:
     from runhistory.artifacts.base import ArtifactStore
     from runhistory.store.base import RunStore
-    from runhistory.compute.base import ComputeTarget
     from runhistory.experiment import Experiment
     from runhistory.run import Run
 
-CONFIG_FOLDER = ".runhistory"
+CONFIG_FOLDER = WORKSPACE_FOLDER_NAME  # the embedded default's folder, which holds its config
 CONFIG_FILE = "config.json"
 MAX_RUN_NUMBER = 2**63 - 1
+
+# What lists a workspace's compute targets (``ws.compute_targets``). The compute layer sits above
+# this one, so it registers its reader here when ``runhistory.compute`` is imported.
+ComputeTargetReader = Callable[["Workspace"], Mapping[str, Any]]
+_compute_target_reader: ComputeTargetReader | None = None
+
+
+def register_compute_target_reader(reader: ComputeTargetReader) -> None:
+    """Make ``ws.compute_targets`` call ``reader(ws)`` (``runhistory.compute`` registers its own)."""
+    global _compute_target_reader
+    _compute_target_reader = reader
 
 
 class Workspace:
@@ -80,8 +97,7 @@ class Workspace:
         if "://" in text:
             return cls(text, artifact_uri)
         folder = Path(text).expanduser().resolve()
-        if folder.exists() and not folder.is_dir():
-            raise RunHistoryError(f"Cannot create a workspace at {folder}: it is a file, not a folder.")
+        refuse_non_folder(folder, "Cannot create a workspace at")
         folder.mkdir(parents=True, exist_ok=True)
         config_file = folder / CONFIG_FILE
         if not config_file.exists():
@@ -93,6 +109,12 @@ class Workspace:
     def _from_config_file(cls, config_file: Path, *, create: bool = True) -> "Workspace":
         location = _location_of_config(config_file)
         return cls(location.tracking_uri, location.artifact_uri, create=create)
+
+    @property
+    def backends(self) -> Backends:
+        """What the workspace talks to: its store, its artifact store and the buffer its runs'
+        metrics wait in (one per workspace URI in a process, shared by every handle)."""
+        return self._backends
 
     @property
     def store(self) -> "RunStore":
@@ -107,16 +129,20 @@ class Workspace:
     @property
     def experiments(self) -> dict[str, "Experiment"]:
         """Every experiment of the workspace, by name."""
-        from runhistory.experiment import Experiment
+        from runhistory.experiment import Experiment  # a handle of the object above: see the module's note
 
-        return {record.name: Experiment._from_record(self, record) for record in self._backends.store.list_experiments()}
+        return {record.name: Experiment.from_record(self, record) for record in self.store.list_experiments()}
 
     @property
-    def compute_targets(self) -> dict[str, "ComputeTarget"]:
-        """Every compute target of the workspace, by name (``local`` always exists)."""
-        from runhistory.compute.base import ComputeTarget
-
-        return {target.name: target for target in ComputeTarget.list(self)}
+    def compute_targets(self) -> dict[str, Any]:
+        """Every compute target of the workspace (a :class:`~runhistory.compute.ComputeTarget`), by
+        name; ``local`` always exists."""
+        if _compute_target_reader is None:
+            raise RunHistoryError(
+                "ws.compute_targets needs runhistory's compute targets: import runhistory.compute "
+                "(`from runhistory import Workspace` does so)."
+            )
+        return dict(_compute_target_reader(self))
 
     def local_folders(self) -> list[Path]:
         """What on this machine holds the workspace itself: no upload or job snapshot may include it.
@@ -140,8 +166,6 @@ class Workspace:
     def location(self) -> str:
         """Where the run history lives (azureml's Azure region): ``"local"`` for an embedded
         workspace, else its tracking URI with any password replaced by ``***``."""
-        from runhistory.core.uris import redact_uri
-
         return "local" if self.tracking_uri.startswith("sqlite:///") else redact_uri(self.tracking_uri)
 
     @property
@@ -158,9 +182,9 @@ class Workspace:
 
     def get_run(self, run_ref: str) -> "Run":
         """A run by id, or by ``EXPERIMENT:NUMBER``."""
-        from runhistory.run import Run
+        from runhistory.run import Run  # a handle of the object above: see the module's note
 
-        store = self._backends.store
+        store = self.store
         record = store.get_run(run_ref)
         if record is None and ":" in run_ref:
             experiment_name, _, number = run_ref.rpartition(":")
@@ -170,7 +194,7 @@ class Workspace:
                 record = store.get_run_by_number(experiment.id, int(number))
         if record is None:
             raise NotFoundError(f"No run {run_ref!r} in the workspace at {self.tracking_uri} (give an id or EXPERIMENT:NUMBER).")
-        return Run._from_record(self, record)
+        return Run.from_record(self, record)
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Workspace) and (self.tracking_uri, self.artifact_uri) == (
@@ -182,8 +206,6 @@ class Workspace:
         return hash((self.tracking_uri, self.artifact_uri))
 
     def __repr__(self) -> str:
-        from runhistory.core.uris import redact_uri
-
         return f"Workspace(tracking_uri={redact_uri(self.tracking_uri)!r}, artifact_uri={self.artifact_uri!r})"
 
 

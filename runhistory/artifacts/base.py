@@ -17,11 +17,10 @@ import re
 from typing import Any, BinaryIO
 
 from runhistory.core.errors import ArtifactConflictError, ArtifactPathError
+from runhistory.core.validation import find_control_character, is_encodable
 
 MAX_PART_BYTES = 255  # what every common filesystem allows for one file or folder name
 MAX_NAME_BYTES = 1024  # S3's key limit, and well inside PATH_MAX
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-_SURROGATE = re.compile(r"[\ud800-\udfff]")
 _DRIVE = re.compile(r"^[A-Za-z]:(/|$)")
 
 
@@ -44,13 +43,13 @@ def validate_artifact_name(name: Any, run_id: str = "") -> str:
     size = len(name.encode("utf-8", "surrogatepass"))  # first: a huge name costs no more than this
     if size > MAX_NAME_BYTES:
         raise ArtifactPathError(f"File name {shown}{where} is {size} bytes long; the limit is {MAX_NAME_BYTES} bytes (UTF-8).")
-    if _SURROGATE.search(name):
+    if not is_encodable(name):
         raise ArtifactPathError(
             f"File name {shown}{where} is not valid Unicode (it holds a lone surrogate); give it as proper text."
         )
-    control = _CONTROL.search(name)
+    control = find_control_character(name, c1=True)
     if control:
-        raise ArtifactPathError(f"File name {shown}{where} contains the control character {control.group()!r}; remove it.")
+        raise ArtifactPathError(f"File name {shown}{where} contains the control character {control!r}; remove it.")
     if "\\" in name:
         raise ArtifactPathError(f"File name {shown}{where} contains a backslash; separate folders with '/'.")
     if name.startswith("/") or _DRIVE.match(name):
@@ -78,7 +77,7 @@ def validate_run_folder(run_id: Any) -> str:
     :class:`ArtifactPathError` unless it is a single plain part that does not start with a dot
     (which keeps a store's own folders, such as a local store's ``.tmp``, out of every run's reach)."""
     plain = isinstance(run_id, str) and run_id and not run_id.startswith(".") and "/" not in run_id and "\\" not in run_id
-    if not plain or _SURROGATE.search(run_id) or _CONTROL.search(run_id):
+    if not plain or not is_encodable(run_id) or find_control_character(run_id, c1=True):
         raise ArtifactPathError(
             f"Run id {_shown(run_id)} cannot name a run's files: use the id the run store gave the run."
         )
@@ -92,7 +91,7 @@ def validate_run_folder(run_id: Any) -> str:
 
 def validate_prefix(prefix: Any, run_id: str) -> str:
     """A listing prefix, checked: a string that can be sent anywhere (no lone surrogates or control characters)."""
-    if not isinstance(prefix, str) or _SURROGATE.search(prefix) or _CONTROL.search(prefix):
+    if not isinstance(prefix, str) or not is_encodable(prefix) or find_control_character(prefix, c1=True):
         raise ArtifactPathError(
             f"File name prefix {_shown(prefix)} of run {run_id} is not plain text; give the start of a file name."
         )

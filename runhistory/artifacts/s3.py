@@ -42,8 +42,10 @@ Endpoint and credentials come from the standard places:
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
 import threading
+from types import ModuleType
 from typing import TYPE_CHECKING, BinaryIO, Iterator
 
 from runhistory.artifacts.base import (
@@ -55,12 +57,15 @@ from runhistory.artifacts.base import (
     validate_range,
     validate_run_folder,
 )
+from runhistory.core import extras, settings
 from runhistory.core.errors import ArtifactNotFoundError, ArtifactPathError, RunHistoryError, StoreUnavailableError
 
 if TYPE_CHECKING:
     import s3fs
 
-ENV_ENDPOINT_URLS = ("RUNHISTORY_S3_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL")
+ENV_ENDPOINT_URLS = (settings.S3_ENDPOINT_URL.name, "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL")
+_AWS_ENDPOINT_URLS = ENV_ENDPOINT_URLS[1:]  # botocore's own variables, read as it reads them
+_FEATURE = "an s3:// artifact store"
 SMALL_PART_BYTES = 4 * 1024 * 1024
 MAX_SMALL_PARTS = 32
 UPLOAD_BLOCK_BYTES = 8 * 1024 * 1024  # multipart above this, in parts of this size
@@ -121,11 +126,26 @@ def parse_s3_uri(uri: str) -> tuple[str, str]:
 
 
 def endpoint_url_from_env() -> str | None:
-    """The S3 endpoint named by the environment, or None (AWS)."""
-    for name in ENV_ENDPOINT_URLS:
+    """The S3 endpoint named by the environment (``RUNHISTORY_S3_ENDPOINT_URL``, else botocore's
+    own ``AWS_ENDPOINT_URL_S3`` or ``AWS_ENDPOINT_URL``), or None (AWS)."""
+    if settings.S3_ENDPOINT_URL.is_set():
+        return settings.S3_ENDPOINT_URL.text()
+    for name in _AWS_ENDPOINT_URLS:
         if os.environ.get(name):
             return os.environ[name]
     return None
+
+
+def _s3fs() -> ModuleType:
+    """The s3fs module, or :class:`~runhistory.core.errors.MissingExtraError` naming ``runhistory[s3]``."""
+    return extras.require("s3fs", extra="s3", feature=_FEATURE)
+
+
+def _check_s3fs_installed() -> None:
+    """Refuse an s3:// store at once when s3fs is missing, without paying for its import yet
+    (a job's supervisor opens its store while it starts the run)."""
+    if importlib.util.find_spec("s3fs") is None:
+        _s3fs()
 
 
 class S3ArtifactStore(ArtifactStore):
@@ -133,6 +153,7 @@ class S3ArtifactStore(ArtifactStore):
 
     def __init__(self, uri: str, endpoint_url: str | None = None, **storage_options: object) -> None:
         self.bucket, self.prefix = parse_s3_uri(uri)
+        _check_s3fs_installed()
         self.uri = f"s3://{self.bucket}/{self.prefix}" if self.prefix else f"s3://{self.bucket}"
         self.endpoint_url = endpoint_url or endpoint_url_from_env()
         self._options = storage_options
@@ -151,7 +172,7 @@ class S3ArtifactStore(ArtifactStore):
         """The S3 filesystem of this process (a forked child makes its own)."""
         with self._fs_lock:
             if self._fs is None or self._fs_pid != os.getpid():
-                import s3fs
+                s3fs = _s3fs()
 
                 options: dict[str, object] = {"skip_instance_cache": True, "use_listings_cache": False}
                 if self.endpoint_url:
@@ -165,7 +186,7 @@ class S3ArtifactStore(ArtifactStore):
     def _errors(self, action: str) -> Iterator[None]:
         """Clear errors for missing or refused credentials, missing buckets and an unreachable
         endpoint (:class:`StoreUnavailableError`: worth retrying); other errors as they are."""
-        import botocore.exceptions
+        import botocore.exceptions  # comes with the [s3] extra's s3fs, which the store checked for; slow to import
 
         where = f"s3://{self.bucket} at {self.endpoint_url or 'AWS'}"
         try:

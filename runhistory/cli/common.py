@@ -130,6 +130,14 @@ def chosen_workspace_ref(workspace_ref: str | None) -> str | None:
     return workspace_ref or click.get_current_context().meta.get(_ROOT_WORKSPACE_KEY)
 
 
+def workspace_ref_option(command: F) -> F:
+    """Give a command ``--workspace/-w PATH|URI``, passed as ``workspace_ref`` unopened (for the
+    commands that find the workspace's files themselves; see :func:`chosen_workspace_ref`)."""
+    return click.option("--workspace", "-w", "workspace_ref", metavar="PATH|URI", default=None, help=WORKSPACE_HELP)(
+        command
+    )
+
+
 def workspace_option(func: F | None = None, *, create: bool = False, only_if: tuple[str, ...] = ()) -> Any:
     """Give a command ``--workspace/-w PATH|URI`` and pass it the opened workspace as ``workspace``.
 
@@ -141,7 +149,7 @@ def workspace_option(func: F | None = None, *, create: bool = False, only_if: tu
     """
 
     def decorate(command: F) -> F:
-        @click.option("--workspace", "-w", "workspace_ref", metavar="PATH|URI", default=None, help=WORKSPACE_HELP)
+        @workspace_ref_option
         @functools.wraps(command)
         def wrapper(*args: Any, workspace_ref: str | None, **kwargs: Any) -> Any:
             ref = chosen_workspace_ref(workspace_ref)

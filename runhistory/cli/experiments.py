@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import click
@@ -10,6 +11,7 @@ from rich.text import Text
 
 from runhistory.cli.common import make_console, new_table, workspace_option
 from runhistory.cli.format import format_time
+from runhistory.cli.output import emit, output_option
 from runhistory.store.base import ExperimentRecord, RunFilter, RunRecord
 from runhistory.workspace import Workspace
 
@@ -26,15 +28,36 @@ class ExperimentRow:
 
 @click.group("experiments")
 def experiments_group() -> None:
-    """Experiments: named groups of runs."""
+    """Experiments: named groups of runs.
+
+    \b
+    Example:
+      runhistory experiments list -w ~/projects/mnist
+    """
 
 
 @experiments_group.command("list")
+@output_option
 @workspace_option
-def list_experiments(workspace: Workspace) -> None:
-    """List the experiments with their number of runs and the time of their last run."""
-    console = make_console()
+def list_experiments(workspace: Workspace, output: str) -> None:
+    """List the experiments with their number of runs and the time of their last run.
+
+    JSON and CSV give the time of the last run in seconds since the epoch (UTC).
+
+    \b
+    Examples:
+      runhistory experiments list
+      runhistory experiments list -o csv > experiments.csv
+    """
     rows = experiment_rows(workspace)
+    emit([dataclasses.asdict(row) for row in rows], output, lambda: _print_experiments(workspace, rows), columns=EXPERIMENT_COLUMNS)
+
+
+EXPERIMENT_COLUMNS = tuple(field.name for field in dataclasses.fields(ExperimentRow))
+
+
+def _print_experiments(workspace: Workspace, rows: list[ExperimentRow]) -> None:
+    console = make_console()
     if not rows:
         console.print(f"No experiments in the workspace at {workspace.tracking_uri}.", markup=False, soft_wrap=True)
         return
@@ -43,7 +66,7 @@ def list_experiments(workspace: Workspace) -> None:
 
 def experiment_rows(workspace: Workspace) -> list[ExperimentRow]:
     """Every experiment of the workspace, by name, with its run counts (one query for all runs)."""
-    store = workspace._backends.store
+    store = workspace.store
     runs_by_experiment: dict[int, list[RunRecord]] = {}
     for record in store.list_runs(RunFilter()):
         runs_by_experiment.setdefault(record.experiment_id, []).append(record)

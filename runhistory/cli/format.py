@@ -1,4 +1,4 @@
-"""Pure text formatting shared by the commands: times, durations, sizes, metric values, statuses."""
+"""Pure text formatting shared by the commands: times, durations, metric values, statuses (sizes: core.sizes)."""
 
 from __future__ import annotations
 
@@ -61,18 +61,6 @@ def format_duration(seconds: float | None) -> str:
     if whole < 86400:
         return f"{whole // 3600}h {whole % 3600 // 60:02d}m"
     return f"{whole // 86400}d {whole % 86400 // 3600:02d}h"
-
-
-def format_size(size: int) -> str:
-    """A file size: ``512 B``, ``1.5 KiB``, ``12 MiB``..."""
-    if size < 1024:
-        return f"{size} B"
-    value = float(size)
-    for unit in ("KiB", "MiB", "GiB", "TiB"):
-        value /= 1024
-        if value < 1024 or unit == "TiB":
-            break
-    return f"{value:.1f} {unit}" if value < 10 else f"{value:.0f} {unit}"
 
 
 def format_number(value: float | int) -> str:

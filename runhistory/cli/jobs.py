@@ -48,6 +48,11 @@ def submit_command(
 
     The source folder is snapshotted into the run's files, then the job starts; with --wait
     its output streams here until it ends.
+
+    \b
+    Examples:
+      runhistory submit -e mnist train.py --epochs 3
+      runhistory submit -e mnist --wait -s src/ train.py
     """
     config = ScriptRunConfig(source_dir, _script_path(script, Path(source_dir)), list(arguments), compute_target=target)
     run = Experiment(workspace, experiment_name).submit(config)

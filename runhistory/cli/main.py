@@ -26,7 +26,14 @@ from runhistory.cli.workspace import workspace_group
     help=WORKSPACE_HELP + " Every subcommand also takes it.",
 )
 def cli() -> None:
-    """Experiment run history with TensorBoard built in."""
+    """Experiment run history with TensorBoard built in.
+
+    \b
+    Examples:
+      runhistory runs list
+      runhistory -w ~/projects/mnist runs show mnist:3 -o json
+      runhistory tensorboard -e mnist
+    """
 
 
 cli.add_command(experiments_group)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
 from typing import Any
 
 import click
@@ -12,17 +13,11 @@ from rich.text import Text
 from rich.tree import Tree
 
 from runhistory.cli.common import StatusType, make_console, new_table, resolve_run, workspace_option
-from runhistory.cli.format import (
-    format_duration,
-    format_short_time,
-    format_size,
-    format_time,
-    format_value,
-    run_duration,
-    status_text,
-)
+from runhistory.cli.format import format_duration, format_short_time, format_time, format_value, run_duration, status_text
+from runhistory.cli.output import emit, output_option
+from runhistory.core.sizes import format_size
 from runhistory.core.errors import NotFoundError, RunFinishedError
-from runhistory.jobs.watch import follow_log
+from runhistory.watch import follow_log
 from runhistory.run import Run
 from runhistory.store.base import JOB_RUN_TYPE, MetricSummary, RunFilter, RunRecord, RunStatus
 from runhistory.workspace import Workspace
@@ -32,7 +27,13 @@ DEFAULT_LIMIT = 50
 
 @click.group("runs")
 def runs_group() -> None:
-    """Runs: list them, show one, print a job's log, cancel or fail one by hand."""
+    """Runs: list them, show one, print a job's log, cancel or fail one by hand.
+
+    \b
+    Examples:
+      runhistory runs list -e mnist
+      runhistory runs show mnist:3
+    """
 
 
 # --- runs list ---
@@ -56,65 +57,209 @@ def runs_group() -> None:
     show_default=True,
     help="Show at most this many runs, newest first (0: all).",
 )
+@click.option(
+    "--offset",
+    type=click.IntRange(min=0),
+    metavar="N",
+    default=0,
+    help="Skip the newest N runs first (the next page: --offset 50).",
+)
+@output_option
 @workspace_option
 def list_runs(
-    workspace: Workspace, experiment_name: str | None, status: str | None, include_children: bool, limit: int
+    workspace: Workspace,
+    experiment_name: str | None,
+    status: str | None,
+    include_children: bool,
+    limit: int,
+    offset: int,
+    output: str,
 ) -> None:
-    """List runs, newest first: experiment, number, name, status, start, duration and id."""
-    console = make_console()
-    records = find_runs(workspace, experiment_name, status, include_children)
-    if not records:
-        console.print(_no_runs_message(workspace, experiment_name, status), markup=False, soft_wrap=True)
-        return
-    shown = records[:limit] if limit else records
-    console.print(runs_table(shown, console.width, show_experiment=experiment_name is None))
-    if len(shown) < len(records):
-        more = f"Showing {len(shown)} of {len(records)} runs; --limit 0 shows all."
-        console.print(more, style="dim", markup=False, soft_wrap=True)
+    """List runs, newest first: experiment, number, name, status, start, duration and id.
+
+    Only the page shown is read from the run history. JSON and CSV give whole ids and raw
+    values; times are seconds since the epoch (UTC), as the store keeps them.
+
+    \b
+    Examples:
+      runhistory runs list -e mnist --status Failed
+      runhistory runs list --limit 50 --offset 50
+      runhistory runs list -o json | jq -r '.[].id'
+    """
+    page = find_runs(workspace, experiment_name, status, include_children, limit=limit or None, offset=offset)
+    emit([run_data(record) for record in page.records], output, lambda: _print_runs(workspace, page), columns=RUN_COLUMNS)
+
+
+@dataclass(frozen=True)
+class RunPage:
+    """The runs ``runs list`` shows, and where they stand among all that match."""
+
+    records: list[RunRecord]
+    offset: int
+    total: int  # how many runs match, on every page
+    experiment_name: str | None = None
+    status: str | None = None
 
 
 def find_runs(
-    workspace: Workspace, experiment_name: str | None, status: str | None, include_children: bool
-) -> list[RunRecord]:
-    """The runs matching the options, newest first; NotFoundError for an unknown experiment."""
-    store = workspace._backends.store
+    workspace: Workspace,
+    experiment_name: str | None,
+    status: str | None,
+    include_children: bool,
+    *,
+    limit: int | None = None,
+    offset: int = 0,
+) -> RunPage:
+    """The page of runs matching the options, newest first (all of them when ``limit`` is None);
+    NotFoundError for an unknown experiment. Only that page is read from the store."""
+    store = workspace.store
     experiment_id = None
     if experiment_name is not None:
         experiment = store.get_experiment(experiment_name)
         if experiment is None:
             raise NotFoundError(_unknown_experiment_message(workspace, experiment_name))
         experiment_id = experiment.id
-    run_filter = RunFilter(experiment_id=experiment_id, top_level_only=not include_children, status=status)
+    run_filter = RunFilter(
+        experiment_id=experiment_id, top_level_only=not include_children, status=status, limit=limit, offset=offset
+    )
     records = store.list_runs(run_filter)
-    return sorted(records, key=lambda record: (record.created_time, record.number), reverse=True)
+    if limit is not None:
+        records = records[:limit]  # a store that ignores the limit (an older server) still shows one page
+    partial = offset > 0 or (limit is not None and len(records) >= limit)
+    total = store.count_runs(run_filter) if partial else len(records)
+    return RunPage(records, offset, total, experiment_name, status)
+
+
+def _print_runs(workspace: Workspace, page: RunPage) -> None:
+    console = make_console()
+    if not page.records:
+        console.print(_no_runs_message(workspace, page), markup=False, soft_wrap=True)
+        return
+    table = runs_table(page.records, console.width, show_experiment=page.experiment_name is None)
+    if table.min_width and table.min_width > console.width:  # the terminal wraps the line; the id stays whole
+        console.width = table.min_width
+    console.print(table)
+    shown = len(page.records)
+    if shown < page.total:
+        if page.offset:
+            more = f"Showing runs {page.offset + 1}-{page.offset + shown} of {page.total}"
+        else:
+            more = f"Showing {shown} of {page.total} runs"
+        if page.offset + shown < page.total:
+            more += f"; --offset {page.offset + shown} shows the next ones, --limit 0 all."
+        else:
+            more += "; --limit 0 shows all."
+        console.print(more, style="dim", markup=False, soft_wrap=True)
+
+
+# The fields of a run in JSON and CSV (the same columns): whole ids, times in seconds since the epoch.
+RUN_COLUMNS = (
+    "id",
+    "experiment",
+    "number",
+    "display_name",
+    "status",
+    "run_type",
+    "parent_id",
+    "target",
+    "created_time",
+    "start_time",
+    "end_time",
+    "error",
+)
+
+
+def run_data(record: RunRecord) -> dict[str, Any]:
+    """A run as a plain record for JSON and CSV (see :data:`RUN_COLUMNS`)."""
+    return {
+        "id": record.id,
+        "experiment": record.experiment_name,
+        "number": record.number,
+        "display_name": record.display_name,
+        "status": record.status,
+        "run_type": record.run_type,
+        "parent_id": record.parent_id,
+        "target": record.target,
+        "created_time": record.created_time,
+        "start_time": record.start_time,
+        "end_time": record.end_time,
+        "error": record.error,
+    }
 
 
 def _unknown_experiment_message(workspace: Workspace, name: str) -> str:
-    names = [experiment.name for experiment in workspace._backends.store.list_experiments()]
+    names = [experiment.name for experiment in workspace.store.list_experiments()]
     known = f"; it has: {', '.join(names[:10])}{', ...' if len(names) > 10 else ''}" if names else "; it has none"
     return f"No experiment {name!r} in the workspace at {workspace.tracking_uri}{known}."
 
 
-def _no_runs_message(workspace: Workspace, experiment_name: str | None, status: str | None) -> str:
-    where = f" of experiment {experiment_name!r}" if experiment_name else ""
-    which = f" {status}" if status else ""
-    return f"No{which} runs{where} in the workspace at {workspace.tracking_uri}."
+def _no_runs_message(workspace: Workspace, page: RunPage) -> str:
+    where = f" of experiment {page.experiment_name!r}" if page.experiment_name else ""
+    which = f" {page.status}" if page.status else ""
+    beyond = f" past the newest {page.offset} (there are {page.total})" if page.offset and page.total else ""
+    return f"No{which} runs{where}{beyond} in the workspace at {workspace.tracking_uri}."
+
+
+# The columns a narrow terminal drops, first to last; the id always stays whole. The display
+# name goes last: the id already starts with the experiment's name, the name is only here.
+_DROPPED_FIRST = ("duration", "start", "#", "experiment", "status", "name")
+_FLEXIBLE = ("experiment", "name")  # these ellipsize to fit, down to _NAME_MIN_WIDTH
+_NAME_MIN_WIDTH = 8
+_COLUMN_GAP = 2  # the table puts two spaces between columns
 
 
 def runs_table(records: list[RunRecord], width: int, show_experiment: bool = True) -> Table:
-    """The table of ``runs list`` for a terminal ``width`` wide: names ellipsize, ids fold."""
+    """The table of ``runs list`` for a terminal ``width`` wide: names ellipsize, ids stay whole
+    on one line, and where even that does not fit, the least needed columns are left out."""
+    headers = (["experiment"] if show_experiment else []) + ["#", "name", "status", "start", "duration", "id"]
     rows = [_run_row(record) for record in records]
     if not show_experiment:
         rows = [row[1:] for row in rows]
-    headers = (["experiment"] if show_experiment else []) + ["#", "name", "status", "start", "duration", "id"]
-    widths = _column_widths(headers, rows, width)
+    columns = dict(zip(headers, zip(*rows)))
+    natural = {header: max([len(header)] + [cell.cell_len for cell in cells]) for header, cells in columns.items()}
+    widths = _fitted_widths(headers, natural, width)
     table = new_table()
-    for header, column_width in zip(headers, widths):
+    table.min_width = sum(widths.values()) + _COLUMN_GAP * (len(widths) - 1)  # an id wider than the terminal stays whole
+    for header, column_width in widths.items():
         justify = "right" if header in ("#", "duration") else "left"
-        table.add_column(_clipped(header), justify=justify, overflow="fold", width=column_width)
+        table.add_column(_clipped(header), justify=justify, no_wrap=True, overflow="ellipsis", width=column_width)
+    kept = [headers.index(header) for header in widths]
     for row in rows:
-        table.add_row(*row)
+        table.add_row(*(row[index] for index in kept))
     return table
+
+
+def _fitted_widths(headers: list[str], natural: dict[str, int], width: int) -> dict[str, int]:
+    """The columns kept and their widths: all at their natural width when they fit ``width``;
+    else the names squeezed; else columns dropped in the order of ``_DROPPED_FIRST``."""
+    kept = list(headers)
+    while True:
+        widths = _squeezed_widths(kept, natural, width)
+        droppable = [header for header in _DROPPED_FIRST if header in kept]
+        if widths is not None or not droppable:
+            return widths if widths is not None else {header: natural[header] for header in kept}
+        kept.remove(droppable[0])
+
+
+def _squeezed_widths(kept: list[str], natural: dict[str, int], width: int) -> dict[str, int] | None:
+    """Widths of the ``kept`` columns within ``width``, the experiment and display names sharing
+    what the others leave (a short one leaving its spare to the other); None when they cannot fit."""
+    flexible = [header for header in kept if header in _FLEXIBLE]
+    room = width - _COLUMN_GAP * (len(kept) - 1) - sum(natural[h] for h in kept if h not in flexible)
+    widths = {header: natural[header] for header in kept}
+    if sum(natural[h] for h in flexible) <= room:
+        return widths
+    if sum(min(natural[h], _NAME_MIN_WIDTH) for h in flexible) > room:
+        return None
+    share = room // len(flexible)
+    for header in flexible:
+        widths[header] = min(natural[header], share)
+    spare = room - sum(widths[h] for h in flexible)
+    for header in flexible:
+        extra = max(0, min(spare, natural[header] - widths[header]))
+        widths[header] += extra
+        spare -= extra
+    return widths
 
 
 def _run_row(record: RunRecord) -> list[Text]:
@@ -126,41 +271,8 @@ def _run_row(record: RunRecord) -> list[Text]:
         status_text(record.status),
         Text(format_short_time(record.start_time)),
         Text(format_duration(run_duration(record.start_time, record.end_time))),
-        Text(record.id, style="dim"),
+        Text(record.id, style="dim", no_wrap=True),
     ]
-
-
-_NAME_MIN_WIDTH = 12
-
-
-def _column_widths(headers: list[str], rows: list[list[Text]], width: int) -> list[int]:
-    """Each column's natural width when the table fits ``width``; else squeezed (see below)."""
-    natural = [max([len(header)] + [cell.cell_len for cell in column]) for header, column in zip(headers, zip(*rows))]
-    flexible = [index for index, header in enumerate(headers) if header in ("experiment", "name")]
-    id_index = len(headers) - 1
-    fixed = sum(w for i, w in enumerate(natural) if i not in flexible and i != id_index)
-    room = width - 2 * (len(headers) - 1) - fixed  # two spaces between columns
-    if sum(natural[i] for i in flexible) + natural[id_index] <= room:
-        return natural
-    return _squeezed_widths(natural, flexible, id_index, room)
-
-
-def _squeezed_widths(natural: list[int], flexible: list[int], id_index: int, room: int) -> list[int]:
-    """The id keeps at least half of ``room`` (all it needs while names keep 12 columns each);
-    the experiment and display names share the rest, a short one leaving its spare to the other."""
-    names_natural = sum(natural[i] for i in flexible)
-    wanted = max(room // 2, room - names_natural, room - _NAME_MIN_WIDTH * len(flexible))
-    widths = list(natural)
-    widths[id_index] = max(8, min(natural[id_index], wanted))
-    share = max(4, (room - widths[id_index]) // len(flexible))
-    for index in flexible:
-        widths[index] = min(natural[index], share)
-    spare = room - widths[id_index] - sum(widths[i] for i in flexible)
-    for index in flexible:
-        extra = max(0, min(spare, natural[index] - widths[index]))
-        widths[index] += extra
-        spare -= extra
-    return widths
 
 
 def _clipped(text: str) -> Text:
@@ -181,13 +293,19 @@ def _shown_name(record: RunRecord) -> str:
 @click.option("--follow", "-f", is_flag=True, help="Keep printing as the log grows, until the run ends.")
 @workspace_option
 def run_logs(workspace: Workspace, run_ref: str, follow: bool) -> None:
-    """Print the driver log (stdout and stderr) of a job run (an id or EXPERIMENT:NUMBER)."""
+    """Print the driver log (stdout and stderr) of a job run (an id or EXPERIMENT:NUMBER).
+
+    \b
+    Examples:
+      runhistory runs logs mnist:3
+      runhistory runs logs mnist:3 --follow
+    """
     run = resolve_run(workspace, run_ref)
-    if run._record.run_type != JOB_RUN_TYPE:
-        raise NotFoundError(f"Run {run_ref} has no driver log: it is not a job (its type is {run._record.run_type}).")
+    if run.record.run_type != JOB_RUN_TYPE:
+        raise NotFoundError(f"Run {run_ref} has no driver log: it is not a job (its type is {run.record.run_type}).")
     status = follow_log(run, sys.stdout, follow=follow)
     if follow:
-        click.echo(f"Run {run._record.experiment_name}:{run.number} {status}.", err=True)
+        click.echo(f"Run {run.record.experiment_name}:{run.number} {status}.", err=True)
 
 
 # --- runs cancel / runs fail ---
@@ -199,7 +317,12 @@ FAILED_BY_HAND_CODE = "FailedByUser"
 @click.argument("run_ref", metavar="RUN")
 @workspace_option
 def cancel_run(workspace: Workspace, run_ref: str) -> None:
-    """End a run (an id or EXPERIMENT:NUMBER) as Canceled; a job's processes are stopped."""
+    """End a run (an id or EXPERIMENT:NUMBER) as Canceled; a job's processes are stopped.
+
+    \b
+    Example:
+      runhistory runs cancel mnist:3
+    """
     run = _open_run(workspace, run_ref)
     run.cancel()
     _report_end(run, RunStatus.CANCELED)
@@ -210,7 +333,12 @@ def cancel_run(workspace: Workspace, run_ref: str) -> None:
 @click.option("--message", "-m", metavar="M", default=None, help="The error to record (default: that it was failed by hand).")
 @workspace_option
 def fail_run(workspace: Workspace, run_ref: str, message: str | None) -> None:
-    """End a run (an id or EXPERIMENT:NUMBER) as Failed, e.g. one whose process is gone."""
+    """End a run (an id or EXPERIMENT:NUMBER) as Failed, e.g. one whose process is gone.
+
+    \b
+    Example:
+      runhistory runs fail mnist:3 -m "the machine was switched off"
+    """
     run = _open_run(workspace, run_ref)
     text = message if message and message.strip() else "Marked Failed by hand (runhistory runs fail)."
     run.fail(text, error_code=FAILED_BY_HAND_CODE)
@@ -220,20 +348,20 @@ def fail_run(workspace: Workspace, run_ref: str, message: str | None) -> None:
 def _open_run(workspace: Workspace, run_ref: str) -> Run:
     """The run to end; RunFinishedError when it has ended already."""
     run = resolve_run(workspace, run_ref)
-    if run._record.status in RunStatus.TERMINAL:
+    if run.record.status in RunStatus.TERMINAL:
         raise RunFinishedError(_already_ended(run))
     return run
 
 
 def _report_end(run: Run, wanted: str) -> None:
-    status = run._record.status
+    status = run.record.status
     if status not in (wanted, RunStatus.CANCEL_REQUESTED):  # it ended some other way meanwhile
         raise RunFinishedError(_already_ended(run))
-    click.echo(f"Run {run._record.experiment_name}:{run.number} ({run.id}) is {status}.")
+    click.echo(f"Run {run.record.experiment_name}:{run.number} ({run.id}) is {status}.")
 
 
 def _already_ended(run: Run) -> str:
-    record = run._record
+    record = run.record
     return (
         f"Run {record.experiment_name}:{record.number} ({record.id}) has already ended: it is {record.status} "
         f"since {format_time(record.end_time) or 'an unknown time'}; nothing was changed."
@@ -245,25 +373,82 @@ def _already_ended(run: Run) -> str:
 
 @runs_group.command("show")
 @click.argument("run_ref", metavar="RUN")
+@output_option
 @workspace_option
-def show_run(workspace: Workspace, run_ref: str) -> None:
-    """Show one run (an id or EXPERIMENT:NUMBER): times, children, metrics, tags, properties, files."""
+def show_run(workspace: Workspace, run_ref: str, output: str) -> None:
+    """Show one run (an id or EXPERIMENT:NUMBER): times, children, metrics, tags, properties, files.
+
+    JSON and CSV give the fields of ``runs list`` and, besides, the children's ids, the metrics
+    (kind, count, last value), tags, properties and files (name: bytes); times are seconds
+    since the epoch (UTC).
+
+    \b
+    Examples:
+      runhistory runs show mnist:3
+      runhistory runs show mnist:3 -o json | jq .metrics
+    """
     run = resolve_run(workspace, run_ref)
+    details = RunDetails.of(run)
+    emit(details.data(), output, lambda: _print_sections(details), columns=SHOW_COLUMNS)
+
+
+@dataclass(frozen=True)
+class RunDetails:
+    """What ``runs show`` shows of a run, read once for every output format."""
+
+    run: Run
+    metrics: list[MetricSummary]
+    tags: dict[str, Any]
+    properties: dict[str, str]
+    files: dict[str, int]
+
+    @classmethod
+    def of(cls, run: Run) -> "RunDetails":
+        """Read the run's metrics summaries, tags, properties and file list."""
+        workspace = run.workspace
+        return cls(
+            run,
+            workspace.store.get_metric_summaries(run.id),
+            run.get_tags(),
+            run.get_properties(),
+            workspace.artifacts.list(run.id),
+        )
+
+    def data(self) -> dict[str, Any]:
+        """The run as one plain record (see :data:`SHOW_COLUMNS`)."""
+        metrics = {
+            summary.name: {"kind": summary.kind, "count": summary.count, "last_value": summary.last_value}
+            for summary in self.metrics
+        }
+        children = [child.id for child in self.run.get_children()]
+        return {
+            **run_data(self.run.record),
+            "children": children,
+            "metrics": metrics,
+            "tags": self.tags,
+            "properties": self.properties,
+            "files": self.files,
+        }
+
+
+SHOW_COLUMNS = (*RUN_COLUMNS, "children", "metrics", "tags", "properties", "files")
+
+
+def _print_sections(details: RunDetails) -> None:
     console = make_console()
-    for section in run_sections(run):
+    for section in run_sections(details):
         console.print(section)
 
 
-def run_sections(run: Run) -> list[RenderableType]:
+def run_sections(details: RunDetails) -> list[RenderableType]:
     """What ``runs show`` prints, section by section."""
-    store = run._backends.store
     return [
-        run_header(run._record),
-        _section("Children", children_tree(run)),
-        _section("Metrics", metrics_table(store.get_metric_summaries(run.id))),
-        _section("Tags", key_value_table(run.get_tags())),
-        _section("Properties", key_value_table(run.get_properties())),
-        _section("Files", files_table(run._backends.artifacts.list(run.id))),
+        run_header(details.run.record),
+        _section("Children", children_tree(details.run)),
+        _section("Metrics", metrics_table(details.metrics)),
+        _section("Tags", key_value_table(details.tags)),
+        _section("Properties", key_value_table(details.properties)),
+        _section("Files", files_table(details.files)),
     ]
 
 
@@ -312,14 +497,14 @@ def children_tree(run: Run) -> Tree | None:
     children = run.get_children()
     if not children:
         return None
-    tree = Tree(_run_label(run._record), guide_style="dim")
+    tree = Tree(_run_label(run.record), guide_style="dim")
     _add_children(tree, children)
     return tree
 
 
 def _add_children(tree: Tree, children: list[Run]) -> None:
     for child in children:
-        branch = tree.add(_run_label(child._record))
+        branch = tree.add(_run_label(child.record))
         _add_children(branch, child.get_children())
 
 

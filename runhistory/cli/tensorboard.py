@@ -40,7 +40,13 @@ def _selected_runs(workspace: Workspace, run_refs: tuple[str, ...], experiment_n
 def export_command(
     args: tuple[str, ...], experiment_name: str | None, hparams: tuple[str, ...], no_children: bool, workspace: Workspace
 ) -> None:
-    """Write runs (RUN: an id or EXPERIMENT:NUMBER) as TensorBoard event files under LOGDIR."""
+    """Write runs (RUN: an id or EXPERIMENT:NUMBER) as TensorBoard event files under LOGDIR.
+
+    \b
+    Examples:
+      runhistory export mnist:1 mnist:2 ./tb-logs
+      runhistory export -e mnist --hparam lr ./tb-logs
+    """
     *run_refs, logdir = args
     if not run_refs and experiment_name is None:
         raise click.UsageError("Name runs to export, or an experiment with --experiment.")
@@ -78,7 +84,14 @@ def tensorboard_command(
     host: str,
     workspace: Workspace,
 ) -> None:
-    """Start TensorBoard over runs (followed live while they run) or a folder; Ctrl-C stops it."""
+    """Start TensorBoard over runs (followed live while they run) or a folder; Ctrl-C stops it.
+
+    \b
+    Examples:
+      runhistory tensorboard mnist:1 mnist:2
+      runhistory tensorboard -e mnist --port 0
+      runhistory tensorboard --logdir ./tb-logs
+    """
     runs = _selected_runs(workspace, run_refs, experiment_name)
     if not runs and logdir is None:
         raise click.UsageError("Name runs, an experiment with --experiment, or a folder with --logdir.")

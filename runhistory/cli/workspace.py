@@ -14,7 +14,7 @@ from urllib.parse import quote
 import click
 
 from runhistory.core.uris import ARTIFACTS_FOLDER_NAME, DB_FILE_NAME, HTTP_SCHEMES, default_artifact_uri, normalize_tracking_uri
-from runhistory.cli.common import WORKSPACE_HELP, chosen_workspace_ref, locate_workspace_ref, make_console
+from runhistory.cli.common import chosen_workspace_ref, locate_workspace_ref, make_console, workspace_ref_option
 from runhistory.core.errors import CorruptWorkspaceError, RunHistoryError, WorkspaceNotFoundError
 from runhistory.store.sql.engine import (
     SQLITE_BUSY_TIMEOUT_S,
@@ -42,13 +42,13 @@ class Verdict:
 
 @click.group("workspace")
 def workspace_group() -> None:
-    """The workspace itself: back it up, check its database."""
+    """The workspace itself: back it up, check its database.
 
-
-def _workspace_option(func):
-    return click.option(
-        "--workspace", "-w", "workspace_ref", metavar="PATH|URI", default=None, help=WORKSPACE_HELP
-    )(func)
+    \b
+    Examples:
+      runhistory workspace check
+      runhistory workspace backup ~/backups/mnist
+    """
 
 
 def _location(workspace_ref: str | None) -> WorkspaceLocation:
@@ -84,11 +84,16 @@ def _connect(db_file: Path) -> sqlite3.Connection:
 
 @workspace_group.command("check", short_help="Check the database file: integrity and schema version.")
 @click.option("--quick", is_flag=True, help="SQLite's quick_check instead of the full integrity_check (faster, fewer checks).")
-@_workspace_option
+@workspace_ref_option
 def check_command(quick: bool, workspace_ref: str | None) -> None:
     """Check the workspace's database file: SQLite's integrity check and the schema version.
 
     Prints "OK: ..." and exits 0, or says what is wrong and what to do, and exits 1.
+
+    \b
+    Examples:
+      runhistory workspace check
+      runhistory workspace check --quick -w ~/projects/mnist
     """
     verdict = check_sqlite(_sqlite_file(_location(workspace_ref), "check"), quick=quick)
     make_console().print(verdict.message, markup=False, soft_wrap=True)
@@ -162,7 +167,7 @@ def _schema_verdict(db_file: Path, revision: str | None, counts: tuple[int, int]
 @workspace_group.command("backup", short_help="Copy the workspace into a new folder, safely while it is in use.")
 @click.argument("dest", type=click.Path(path_type=Path))
 @click.option("--no-files", is_flag=True, help="Copy the database only, not the runs' files.")
-@_workspace_option
+@workspace_ref_option
 def backup_command(dest: Path, no_files: bool, workspace_ref: str | None) -> None:
     """Copy the workspace into DEST, a new folder, while others may go on writing to it.
 
@@ -170,6 +175,11 @@ def backup_command(dest: Path, no_files: bool, workspace_ref: str | None) -> Non
     files (a local artifact folder) beside it; DEST is then a workspace of its own
     (`runhistory -w DEST runs list`). To restore, stop every process using the workspace and
     copy DEST's runhistory.db (and artifacts/) back. A PostgreSQL workspace is backed up with pg_dump.
+
+    \b
+    Examples:
+      runhistory workspace backup ~/backups/mnist-2026-06-01
+      runhistory workspace backup --no-files /mnt/db-only -w ~/mnist
     """
     location = _location(workspace_ref)
     db_file = _sqlite_file(location, "backup")

@@ -6,7 +6,10 @@ from typing import BinaryIO, Iterator
 from urllib.parse import quote
 
 from runhistory.artifacts.base import ArtifactStore, validate_artifact_name, validate_prefix, validate_range, validate_run_folder
-from runhistory.client.store import HttpClient, RemoteRunStore, normalize_server_url, request_record
+from runhistory.client.credentials import normalize_server_url
+from runhistory.client.http import HttpClient
+from runhistory.client.records import quote_part, request_record
+from runhistory.client.store import RemoteRunStore
 
 UPLOAD_CHUNK = 1 << 20
 READ_CHUNK = 1 << 22
@@ -28,7 +31,7 @@ class RemoteArtifactStore(ArtifactStore):
     def _path(self, run_id: str, name: str, what: str = "files") -> str:
         run = validate_run_folder(run_id)
         name = validate_artifact_name(name, run_id)
-        return f"/runs/{quote(run, safe='')}/{what}/{quote(name, safe='/')}"
+        return f"/runs/{quote_part(run)}/{what}/{quote(name, safe='/')}"
 
     def write(self, run_id: str, name: str, source: BinaryIO) -> int:
         path = self._path(run_id, name)
@@ -71,14 +74,14 @@ class RemoteArtifactStore(ArtifactStore):
     def list(self, run_id: str, prefix: str = "") -> dict[str, int]:
         run = validate_run_folder(run_id)
         validate_prefix(prefix, run_id)
-        return self.http.json("GET", f"/runs/{quote(run, safe='')}/files", params={"prefix": prefix})
+        return self.http.json("GET", f"/runs/{quote_part(run)}/files", params={"prefix": prefix})
 
     def size(self, run_id: str, name: str) -> int | None:
         return self.http.json("GET", self._path(run_id, name, "file-size"))["size"]
 
     def seal(self, run_id: str) -> int:
         """Ask the server to seal the run's files (it does so in the background); returns 0."""
-        self.http.request("POST", f"/runs/{quote(validate_run_folder(run_id), safe='')}/seal-files")
+        self.http.request("POST", f"/runs/{quote_part(validate_run_folder(run_id))}/seal-files")
         return 0
 
     def download(self, run_id: str, name: str, destination: BinaryIO, chunk_size: int = READ_CHUNK) -> None:

@@ -2,8 +2,9 @@
 
 While the server cannot be reached, metric batches (each with its id), run status
 changes and other idempotent writes (tags, properties, small files) are appended to a file of this process in the spool folder
-(``$RUNHISTORY_SPOOL_DIR``, else ``~/.runhistory/spool``) and kept in memory; a
-background thread sends them, oldest first, with a backoff, as soon as the server
+(``$RUNHISTORY_SPOOL_DIR``, else the ``spool`` folder of the config folder,
+``~/.runhistory/spool`` by default) and kept in memory; a background thread sends them,
+oldest first, with a backoff (:data:`runhistory.client.http.BACKOFF`), as soon as the server
 answers, then deletes the file. Batch ids make a replay idempotent: a batch that
 reached the server before its reply was lost is skipped there. The file of a process
 that died is replayed by ``runhistory sync``: each file is locked by its live writer,
@@ -29,7 +30,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
+import tenacity
 from filelock import FileLock, Timeout
+
+from runhistory.core import settings
+from runhistory.client.credentials import config_dir
+from runhistory.client.http import BACKOFF, Retry
 
 METRICS = 1
 STATUS = 2
@@ -39,9 +45,8 @@ SPOOL_SUFFIX = ".spool"
 
 
 def spool_dir() -> Path:
-    """Where spool files live: ``$RUNHISTORY_SPOOL_DIR``, else ``~/.runhistory/spool``."""
-    configured = os.environ.get("RUNHISTORY_SPOOL_DIR")
-    return Path(configured).expanduser() if configured else Path.home() / ".runhistory" / "spool"
+    """Where spool files live: ``$RUNHISTORY_SPOOL_DIR``, else the ``spool`` folder of the config folder."""
+    return settings.SPOOL_DIR.path() or config_dir() / "spool"
 
 
 @dataclass(frozen=True)
@@ -59,10 +64,6 @@ class SpoolRecord:
         else:
             body = self.payload
         return _RECORD_HEAD.pack(self.kind, len(body)) + body
-
-
-class Retry(Exception):
-    """Sending failed in a way that may pass (server unreachable, 5xx): try again later."""
 
 
 class Spool:
@@ -135,7 +136,15 @@ class Spool:
         self.path = path
 
     def _replay(self) -> None:
-        delay = 0.05
+        """The background thread: send the oldest record until none is left, each retried (with
+        :data:`BACKOFF`, for as long as it takes) while the server is away."""
+        retrying = tenacity.Retrying(
+            retry=tenacity.retry_if_exception_type(Retry),
+            wait=BACKOFF,
+            sleep=self._nap,
+            before_sleep=self._note_failure,
+            reraise=True,
+        )
         while True:
             with self._lock:
                 if not self._queue:
@@ -145,13 +154,7 @@ class Spool:
                     return
                 record = self._queue[0]
             try:
-                self._send(record)
-            except Retry as exc:
-                self.last_error = str(exc)
-                self._wake.wait(delay)
-                self._wake.clear()
-                delay = min(delay * 2, 2.0)
-                continue
+                retrying(self._send, record)
             except Exception as exc:  # noqa: BLE001 - refused for good (4xx): report, drop, go on
                 parts = self._split(record) if self._split is not None else []
                 if len(parts) > 1:  # send its parts one by one: only the refused ones are dropped
@@ -160,9 +163,17 @@ class Spool:
                         self._queue.extendleft(reversed(parts))
                     continue
                 print(f"runhistory: the server at {self.url} refused a spooled record, dropped: {exc}", file=sys.stderr)
-            delay = 0.05
             with self._lock:
                 self._queue.popleft()
+
+    def _nap(self, seconds: float) -> None:
+        """Wait between two tries; a new record (:meth:`add`) cuts the wait short."""
+        self._wake.wait(seconds)
+        self._wake.clear()
+
+    def _note_failure(self, state: tenacity.RetryCallState) -> None:
+        if state.outcome is not None and state.outcome.failed:
+            self.last_error = str(state.outcome.exception())
 
     def _close_file(self) -> None:
         if self._file is not None:

@@ -11,22 +11,23 @@ from __future__ import annotations
 
 import abc
 import os
-import re
 import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from runhistory import workspace as workspace_module
 from runhistory.core import settings
-from runhistory.core.errors import JobConfigError, NotFoundError
+from runhistory.core.errors import InvalidNameError, JobConfigError, NotFoundError
+from runhistory.core.validation import validate_target_name
 from runhistory.store.base import ComputeTargetRecord, RunFilter, RunStatus
 
 if TYPE_CHECKING:
     from runhistory.run import Run
     from runhistory.workspace import Workspace
 
-LOCAL_TARGET_NAME = "local"
+LOCAL_TARGET_NAME = "local"  # the built-in target: every workspace has it
+LOCAL_KIND = LOCAL_TARGET_NAME  # ...and it is of the local kind, named for it
 SUPERVISOR_MODULE = "runhistory.jobs.supervisor"
-_TARGET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,254}$")
 
 
 class ProvisioningConfiguration(abc.ABC):
@@ -74,17 +75,22 @@ class ComputeTarget(abc.ABC):
         target_class = _class_of(record.kind)
         if not issubclass(target_class, cls):
             raise JobConfigError(f"Compute target {name!r} is a {record.kind} target, not a {cls.kind} one.")
-        return target_class._from_record(workspace, record)
+        return target_class.from_record(workspace, record)
 
     def __init__(self, workspace: "Workspace", name: str) -> None:
         """Get the compute target ``name`` of ``workspace`` (NotFoundError when there is none)."""
 
     @classmethod
-    def _from_record(cls, workspace: "Workspace", record: ComputeTargetRecord) -> "ComputeTarget":
+    def from_record(cls, workspace: "Workspace", record: ComputeTargetRecord) -> "ComputeTarget":
+        """The handle of a target the store returned, of this class (see ``ComputeTarget(ws, name)``
+        for one of its own kind's class)."""
         target = object.__new__(cls)
-        target.workspace = workspace
-        target._record = record
+        target._init(workspace, record)
         return target
+
+    def _init(self, workspace: "Workspace", record: ComputeTargetRecord) -> None:
+        self.workspace = workspace
+        self._record = record
 
     @staticmethod
     def create(
@@ -98,25 +104,29 @@ class ComputeTarget(abc.ABC):
             )
         kind = provisioning_configuration.kind
         _class_of(kind)
-        if not isinstance(name, str) or not _TARGET_NAME.match(name):
-            raise JobConfigError(
-                f"Compute target name {name!r} is not valid: use 1 to 255 letters, digits, '_', '.' or '-', "
-                f"starting with a letter or digit."
-            )
-        if name == LOCAL_TARGET_NAME and kind != LOCAL_TARGET_NAME:
+        try:
+            validate_target_name(name)
+        except InvalidNameError as exc:  # a config error here, as every refusal of ComputeTarget.create
+            raise JobConfigError(str(exc)) from None
+        if name == LOCAL_TARGET_NAME and kind != LOCAL_KIND:
             raise JobConfigError(f"The compute target {LOCAL_TARGET_NAME!r} is built in and must stay a local target.")
-        workspace._backends.store.save_compute_target(name, kind, provisioning_configuration.to_dict())
+        workspace.store.save_compute_target(name, kind, provisioning_configuration.to_dict())
         return ComputeTarget(workspace, name)
 
     @staticmethod
     def list(workspace: "Workspace") -> list["ComputeTarget"]:
         """Every compute target of the workspace: ``local`` first, then the others by name."""
-        records = {record.name: record for record in workspace._backends.store.list_compute_targets()}
+        records = {record.name: record for record in workspace.store.list_compute_targets()}
         records.setdefault(LOCAL_TARGET_NAME, _BUILT_IN_LOCAL)
         names = [LOCAL_TARGET_NAME, *sorted(name for name in records if name != LOCAL_TARGET_NAME)]
-        return [_class_of(records[name].kind)._from_record(workspace, records[name]) for name in names]
+        return [_class_of(records[name].kind).from_record(workspace, records[name]) for name in names]
 
     # identity and settings
+    @property
+    def record(self) -> ComputeTargetRecord:
+        """The target as the workspace registered it (a frozen :class:`~runhistory.store.base.ComputeTargetRecord`)."""
+        return self._record
+
     @property
     def name(self) -> str:
         """The target's name in its workspace."""
@@ -145,7 +155,7 @@ class ComputeTarget(abc.ABC):
     # state
     def get_status(self) -> ComputeTargetStatus:
         """Provisioning state and how many of its jobs run and wait right now."""
-        store = self.workspace._backends.store
+        store = self.workspace.store
 
         def count(*statuses: str) -> int:
             return sum(len(store.list_runs(RunFilter(target=self.name, status=status))) for status in statuses)
@@ -193,7 +203,7 @@ class ComputeTarget(abc.ABC):
         env[settings.ARTIFACT_URI.name] = self.workspace.artifact_uri
         token = getattr(self.workspace.store, "token", None)  # a runhistory server's API token
         if token:
-            env["RUNHISTORY_TOKEN"] = token
+            env[settings.TOKEN.name] = token
         return env
 
     def __eq__(self, other: object) -> bool:
@@ -209,11 +219,19 @@ class ComputeTarget(abc.ABC):
     _record: ComputeTargetRecord
 
 
-_BUILT_IN_LOCAL = ComputeTargetRecord(LOCAL_TARGET_NAME, LOCAL_TARGET_NAME, {}, 0.0)
+_BUILT_IN_LOCAL = ComputeTargetRecord(LOCAL_TARGET_NAME, LOCAL_KIND, {}, 0.0)
+
+
+def compute_targets_by_name(workspace: "Workspace") -> dict[str, ComputeTarget]:
+    """Every compute target of ``workspace`` by name, ``local`` first: ``ws.compute_targets``."""
+    return {target.name: target for target in ComputeTarget.list(workspace)}
+
+
+workspace_module.register_compute_target_reader(compute_targets_by_name)
 
 
 def _lookup(workspace: "Workspace", name: str) -> ComputeTargetRecord:
-    record = workspace._backends.store.get_compute_target(name) if isinstance(name, str) else None
+    record = workspace.store.get_compute_target(name) if isinstance(name, str) else None
     if record is None and name == LOCAL_TARGET_NAME:
         return _BUILT_IN_LOCAL
     if record is None:
@@ -226,8 +244,7 @@ def _lookup(workspace: "Workspace", name: str) -> ComputeTargetRecord:
 
 
 def _class_of(kind: str) -> type[ComputeTarget]:
-    import runhistory.compute  # noqa: F401 - registers every kind of target
-
+    # every kind is registered: importing this module ran runhistory/compute/__init__.py first
     found = ComputeTarget._kinds.get(kind)
     if found is None:
         raise JobConfigError(

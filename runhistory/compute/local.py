@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from runhistory.compute.base import ComputeTarget, ProvisioningConfiguration
+from runhistory.compute.base import LOCAL_KIND, ComputeTarget, ProvisioningConfiguration
 from runhistory.core.errors import JobConfigError
 
 if TYPE_CHECKING:
@@ -24,7 +24,7 @@ class LocalComputeConfiguration(ProvisioningConfiguration):
     """Settings of a local target: how many jobs at once, where their working folders go, and
     whether those stay after their job ends."""
 
-    kind: ClassVar[str] = "local"
+    kind: ClassVar[str] = LOCAL_KIND
     max_concurrent_runs: int | None = None
     working_directory: str | None = None
     keep_working_folders: bool = False
@@ -51,7 +51,7 @@ class LocalCompute(ComputeTarget):
     registered cluster, take the same branch here. ``kind`` (``"local"``) says what it is.
     """
 
-    kind: ClassVar[str] = "local"
+    kind: ClassVar[str] = LOCAL_KIND
     type: ClassVar[str] = "AmlCompute"
 
     @staticmethod
@@ -82,7 +82,7 @@ class LocalCompute(ComputeTarget):
         folder.mkdir(parents=True, exist_ok=False)  # a job's folder is never shared
         # The first heartbeat comes from here: a supervisor that dies before its own first
         # heartbeat still leaves a run that readers see as Failed.
-        self.workspace._backends.store.heartbeat(run.id)
+        self.workspace.store.heartbeat(run.id)
         with open(folder / SUPERVISOR_OUTPUT, "wb") as output:
             process = subprocess.Popen(
                 self.supervisor_command(run),

@@ -26,6 +26,7 @@ Every class carries the HTTP status a server answers it with (``http_status``) a
     ├── CorruptWorkspaceError (500)
     ├── SettingError (400, also ValueError)
     ├── MissingExtraError (500, also ImportError)
+    ├── ConflictError (409): a request that conflicts with what is stored
     ├── InvalidRequestError (422): a request the server's models refuse
     ├── InvalidBatchError (400): a metric batch that does not decode
     ├── UnauthorizedError (401): no active API token
@@ -193,6 +194,13 @@ class MissingExtraError(RunHistoryError, ImportError):
 
     http_status = 500
     code = "missing_extra"
+
+
+class ConflictError(RunHistoryError):
+    """A write that conflicts with the stored run history (a missing or duplicate reference)."""
+
+    http_status = 409
+    code = "conflict"
 
 
 class InvalidRequestError(RunHistoryError):

@@ -3,7 +3,7 @@
 Each setting is read when it is asked for (not at import), so that a process that changes its
 environment (a test, a job's supervisor handing variables to its script) sees the new value.
 A value that cannot be used is :class:`~runhistory.core.errors.SettingError`, naming the
-variable. ``runhistory --help-settings`` and the README list them from :data:`SETTINGS`.
+variable. The README's table of settings lists :data:`SETTINGS` (a test keeps them in step).
 
 No imports beyond the standard library: a job's supervisor reads these before the SDK loads.
 """
@@ -16,6 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from runhistory.core.errors import SettingError
+
+
+_TRUE_WORDS, _FALSE_WORDS = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 
 
 @dataclass(frozen=True)
@@ -47,6 +50,16 @@ class Setting:
         if not 0 < value < 1e15:  # also refuses nan and inf
             raise SettingError(f"${self.name} must be a positive number, not {text!r}.")
         return value
+
+    def flag(self) -> bool:
+        """The value as yes (1, true, yes, on) or no (0, false, no, off; unset: the default, else
+        no); anything else is :class:`SettingError`."""
+        text = self.text().lower()
+        if text in _TRUE_WORDS:
+            return True
+        if not text or text in _FALSE_WORDS:
+            return False
+        raise SettingError(f"${self.name} must be 1 or 0 (true or false), not {text!r}.")
 
     def path(self) -> Path | None:
         """The value as a path (``~`` expanded), or None when neither set nor defaulted."""

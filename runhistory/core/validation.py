@@ -25,8 +25,6 @@ import numbers
 import re
 from typing import Any, Mapping
 
-import numpy as np
-
 from runhistory.core.errors import InvalidNameError, JobConfigError, MetricValueError, RunHistoryError
 from runhistory.core.status import RunStatus
 
@@ -37,7 +35,8 @@ MAX_ERROR_BYTES = 1 << 20  # a run's error details, as JSON
 MAX_CONFIG_BYTES = 64 << 10  # a compute target's configuration, as JSON
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 MAX_WALL_TIME = 253402300799.0  # 9999-12-31T23:59:59Z: past it, dates cannot be printed
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")  # C0 and DEL
+_CONTROL_OR_C1 = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # file names refuse C1 too: terminals act on it
 _PLAIN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,254}$")
 _RUN_TYPE = re.compile(r"^[A-Za-z][A-Za-z0-9_.\-]{0,31}$")
 _TARGET_KIND = re.compile(r"^[A-Za-z][A-Za-z0-9_.\-]{0,31}$")
@@ -204,71 +203,13 @@ def validate_key_values(items: Any, what: str, where: str, allow_none: bool = Fa
     return checked
 
 
-# --- metric values (the SDK's call-time checks) ---
-
-
-def coerce_value(name: str, value: Any, where: str) -> int | float | str:
-    """A metric value as int, float or str, refused when no store could keep it."""
-    if isinstance(value, (bool, np.bool_)):
-        return int(value)
-    if isinstance(value, int):
-        return check_int(name, int(value), where)
-    if isinstance(value, float):
-        return float(value)
-    if isinstance(value, str):
-        return check_string_value(name, value, where)
-    if isinstance(value, np.generic) and isinstance(value.item(), (int, float)):
-        return coerce_value(name, value.item(), where)
-    if isinstance(value, numbers.Real):
-        return float(value)
-    hint = ""
-    if isinstance(value, (list, tuple, np.ndarray)):
-        hint = " To log a list of values, use run.log_list(name, values)."
-    elif isinstance(value, dict):
-        hint = " To log several columns, use run.log_row(name, **columns) or run.log_table(name, table)."
-    raise MetricValueError(
-        f"Metric {name!r} of {where}: a value must be a number or a string, got {type(value).__name__}.{hint}"
-    )
-
-
-def check_int(name: str, value: int, where: str) -> int:
-    """An int metric value within int64 (what every database and TensorBoard keep exactly)."""
-    if not INT64_MIN <= value <= INT64_MAX:
-        raise MetricValueError(
-            f"Metric {name!r} of {where}: the integer {value} is outside the 64-bit range that can be stored; "
-            f"log it as a float (float(value))."
-        )
-    return value
-
-
-def check_string_value(name: str, value: str, where: str) -> str:
-    """A string metric value: valid Unicode and at most 1 MiB in UTF-8."""
-    try:
-        size = len(value.encode("utf-8")) if len(value) * 4 > MAX_STRING_VALUE_BYTES or not value.isascii() else len(value)
-    except UnicodeEncodeError:
-        raise MetricValueError(
-            f"Metric {name!r} of {where}: the string value is not valid Unicode (it holds a lone surrogate); "
-            f"decode the text it came from properly."
-        ) from None
-    if size > MAX_STRING_VALUE_BYTES:
-        raise MetricValueError(
-            f"Metric {name!r} of {where}: the string value takes {size} bytes; the limit is "
-            f"{MAX_STRING_VALUE_BYTES} (1 MiB): upload long text as a file (run.upload_file)."
-        )
-    return value
-
-
-def coerce_step(name: str, step: Any, where: str) -> int:
-    """A step as a Python int within int64."""
-    if isinstance(step, (int, np.integer)) and not isinstance(step, (bool, np.bool_)):
-        step = int(step)
-        if INT64_MIN <= step <= INT64_MAX:
-            return step
-        raise MetricValueError(f"Metric {name!r} of {where}: step {step} is outside the 64-bit integer range.")
-    raise MetricValueError(f"Metric {name!r} of {where}: step must be an integer, got {type(step).__name__} {step!r:.80}.")
-
-
 # --- helpers ---
+
+
+def find_control_character(text: str, *, c1: bool = False) -> str | None:
+    """The first control character of ``text`` (C0 or DEL; with ``c1`` also U+0080-U+009F), or None."""
+    found = (_CONTROL_OR_C1 if c1 else _CONTROL).search(text)
+    return found.group() if found else None
 
 
 def is_wall_time(value: Any) -> bool:

@@ -3,6 +3,6 @@
 ``config`` (what to run), ``snapshot`` (the source folder, copied into the run's files),
 ``submit`` (``Experiment.submit``), ``supervisor`` (runs one job next to its script),
 ``process`` and ``watchdog`` (the script's whole process tree ends with the job),
-``streaming`` (files and output into the run's files as they grow), ``watch``
-(``Run.wait_for_completion``). Nothing is imported here, so the supervisor starts fast.
+``streaming`` (files and output into the run's files as they grow); waiting for a run
+is the SDK's (``runhistory.watch``). Nothing is imported here, so the supervisor starts fast.
 """

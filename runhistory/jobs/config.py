@@ -7,12 +7,16 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
+from runhistory.compute.base import LOCAL_TARGET_NAME, ComputeTarget
 from runhistory.core.errors import JobConfigError
+from runhistory.core.paths import refuse_non_folder
+from runhistory.jobs.submit import submit_job
 
 if TYPE_CHECKING:
-    from runhistory.compute.base import ComputeTarget
+    from runhistory.experiment import Experiment
+    from runhistory.run import Run
 
-LOCAL_TARGET = "local"
+LOCAL_TARGET = LOCAL_TARGET_NAME  # the compute target a config names unless told otherwise
 
 # Estimator keywords of azureml that choose a cloud environment; a job here runs in the
 # submitting Python environment, so they are accepted (the reference code ports) and ignored.
@@ -89,6 +93,11 @@ class ScriptRunConfig:
         target = self.compute_target
         return target if isinstance(target, str) else target.name
 
+    def submit_to(self, experiment: "Experiment", tags: Mapping[str, Any] | None = None) -> "Run":
+        """Submit the script as a new job run of ``experiment`` (what ``experiment.submit(config)``
+        calls); returns the run, Queued or already further."""
+        return submit_job(experiment, self, tags)
+
     def validate(self) -> None:
         """Check again that the source folder and the script exist (they may have moved since)."""
         _source_directory(self.source_directory)
@@ -148,8 +157,7 @@ def _source_directory(source_directory: str | os.PathLike) -> Path:
     folder = Path(source_directory).expanduser().resolve()
     if not folder.exists():
         raise JobConfigError(f"The source directory {folder} does not exist.")
-    if not folder.is_dir():
-        raise JobConfigError(f"The source directory {folder} is a file, not a folder.")
+    refuse_non_folder(folder, "The source directory", JobConfigError)
     return folder
 
 
@@ -202,8 +210,6 @@ def _script_params_to_arguments(params: Mapping[str, Any] | None, script: Any) -
 
 
 def _compute_target(target: Any) -> "str | ComputeTarget":
-    from runhistory.compute.base import ComputeTarget
-
     if isinstance(target, str) and target:
         return target
     if isinstance(target, ComputeTarget):

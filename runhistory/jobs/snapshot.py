@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 from runhistory.artifacts.base import ArtifactStore, validate_artifact_name
 from runhistory.core import settings
 from runhistory.core.errors import JobConfigError, SnapshotLinkError, SnapshotTooLargeError, UnsafeSnapshotNameError
+from runhistory.core.sizes import format_size
 from runhistory.jobs.spec import SNAPSHOT_PREFIX
 
 if TYPE_CHECKING:
@@ -85,16 +86,12 @@ def collect_snapshot(
 
 def _too_large_message(snapshot: Snapshot, limit: int) -> str:
     largest = sorted(snapshot.files, key=lambda file: file.size, reverse=True)[:3]
-    listed = ", ".join(f"{file.name} ({_size(file.size)})" for file in largest)
+    listed = ", ".join(f"{file.name} ({format_size(file.size)})" for file in largest)
     return (
-        f"The source directory {snapshot.root} holds {_size(snapshot.total_bytes)} to snapshot, over the "
+        f"The source directory {snapshot.root} holds {format_size(snapshot.total_bytes)} to snapshot, over the "
         f"{limit / _MB:.3g} MB limit (largest: {listed}); list what the job does not need in .runhistoryignore "
         f"or .gitignore, or raise ${settings.SNAPSHOT_LIMIT_MB.name}."
     )
-
-
-def _size(size: int) -> str:
-    return f"{size / _MB:.1f} MB" if size >= _MB / 10 else f"{size / 1024:.1f} KB"
 
 
 class _Walk:
@@ -236,7 +233,7 @@ def _ignore_spec(folder: Path) -> "PathSpec | None":
             lines += path.read_text(errors="replace").splitlines()
     if not lines:
         return None
-    from pathspec import GitIgnoreSpec
+    from pathspec import GitIgnoreSpec  # start-up speed: only a folder with ignore files needs it
 
     return GitIgnoreSpec.from_lines(lines)
 

@@ -6,9 +6,12 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from runhistory.watch import DRIVER_LOG
+
+__all__ = ["DRIVER_LOG", "JOB_SPEC_FILE", "JobSpec", "LOGS_PREFIX", "OUTPUTS_PREFIX", "SNAPSHOT_PREFIX", "SUPERVISOR_LOG"]
+
 JOB_SPEC_FILE = "job.json"
 SNAPSHOT_PREFIX = "snapshot/"
-DRIVER_LOG = "system_logs/driver.log"
 SUPERVISOR_LOG = "system_logs/supervisor.log"
 LOGS_PREFIX = "logs/"
 OUTPUTS_PREFIX = "outputs/"

@@ -14,37 +14,35 @@ from typing import TYPE_CHECKING, Any, Mapping
 
 from runhistory.compute.base import ComputeTarget
 from runhistory.core.errors import JobConfigError
-from runhistory.jobs.config import ScriptRunConfig
 from runhistory.jobs.snapshot import collect_snapshot, upload_snapshot
 from runhistory.jobs.spec import JOB_SPEC_FILE, JobSpec
-from runhistory.metrics import validate_name
+from runhistory.core.validation import validate_name
 from runhistory.run import Run
 from runhistory.core.status import HEARTBEAT_INTERVAL_S
 from runhistory.store.base import JOB_RUN_TYPE, RunStatus
 
 if TYPE_CHECKING:
     from runhistory.experiment import Experiment
+    from runhistory.jobs.config import ScriptRunConfig
     from runhistory.workspace import Workspace
 
 
-def submit_job(experiment: "Experiment", config: ScriptRunConfig, tags: Mapping[str, Any] | None = None) -> Run:
-    """Submit ``config`` as a new run of ``experiment``; returns the run, Queued or already further."""
-    if not isinstance(config, ScriptRunConfig):
-        raise JobConfigError(
-            f"Experiment.submit takes a ScriptRunConfig or an Estimator, got {type(config).__name__}."
-        )
+def submit_job(experiment: "Experiment", config: "ScriptRunConfig", tags: Mapping[str, Any] | None = None) -> Run:
+    """Submit ``config`` as a new run of ``experiment``; returns the run, Queued or already further.
+
+    What ``ScriptRunConfig.submit_to`` (so ``experiment.submit(config)``) calls."""
     config.validate()
     checked_tags = _checked_tags(tags, experiment.name)
     target = resolve_target(experiment.workspace, config.compute_target)
     snapshot = collect_snapshot(config.source_directory, excluded=experiment.workspace.local_folders())
-    run = Run._create(
+    run = Run.create_in(
         experiment, display_name=None, parent_id=None, run_type=JOB_RUN_TYPE, status=RunStatus.QUEUED, target=target.name
     )
-    store = experiment.workspace._backends.store
+    store = experiment.workspace.store
     try:
         if checked_tags:
             run.set_tags(checked_tags)
-        artifacts = experiment.workspace._backends.artifacts
+        artifacts = experiment.workspace.artifacts
         with _Heartbeat(store, run.id) as beat:
             if upload_snapshot(artifacts, run.id, snapshot, stop=beat.ended):
                 artifacts.write(run.id, JOB_SPEC_FILE, io.BytesIO(_spec(config, target).to_json()))
@@ -56,7 +54,7 @@ def submit_job(experiment: "Experiment", config: ScriptRunConfig, tags: Mapping[
         raise
     if status == RunStatus.CANCEL_REQUESTED:
         store.set_status(run.id, RunStatus.CANCELED)
-    run._refresh()
+    run.refresh()
     return run
 
 
@@ -106,7 +104,7 @@ def resolve_target(workspace: "Workspace", target: "str | ComputeTarget") -> Com
     return ComputeTarget(workspace, target)
 
 
-def _spec(config: ScriptRunConfig, target: ComputeTarget) -> JobSpec:
+def _spec(config: "ScriptRunConfig", target: ComputeTarget) -> JobSpec:
     return JobSpec(
         script=config.script,
         arguments=list(config.arguments),

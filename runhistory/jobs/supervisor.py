@@ -38,17 +38,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from runhistory.artifacts import ArtifactStore, open_artifact_store
-from runhistory.core.uris import HTTP_SCHEMES
 from runhistory.core import settings
 from runhistory.core.errors import ArtifactPathError
-from runhistory.jobs.process import (
-    become_subreaper,
-    describe_exit,
-    end_job_tree,
-    kill_job_tree,
-    reap_orphans,
-    start_script,
-)
+from runhistory.core.processes import become_subreaper, reap_orphans
+from runhistory.core.status import RunStatus
+from runhistory.core.uris import HTTP_SCHEMES
+from runhistory.jobs.process import describe_exit, end_job_tree, kill_job_tree, start_script
 from runhistory.jobs.snapshot import download_snapshot
 from runhistory.jobs.spec import (
     DRIVER_LOG,
@@ -58,9 +53,8 @@ from runhistory.jobs.spec import (
     SUPERVISOR_LOG,
     JobSpec,
 )
-from runhistory.jobs.streaming import ArtifactLog, FolderFollower, Tail, start_pump
-from runhistory.core.status import RunStatus
 from runhistory.jobs.start_claim import SQLITE_PREFIX, beat, claim_start
+from runhistory.jobs.streaming import ArtifactLog, FolderFollower, Tail, start_pump
 
 if TYPE_CHECKING:
     from runhistory.store.base import RunStore

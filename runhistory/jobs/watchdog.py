@@ -23,7 +23,7 @@ import sys
 
 import psutil
 
-from runhistory.jobs.process import kill_processes
+from runhistory.core.processes import kill_processes, signal_group
 
 POLL_INTERVAL_S = 0.25
 
@@ -72,17 +72,10 @@ def _remember(supervisor: psutil.Process, remembered: dict[int, psutil.Process])
 
 def _end(remembered: dict[int, psutil.Process], script_group: int | None) -> None:
     if script_group is not None:
-        _signal_group(script_group, signal.SIGSTOP)  # no member forks while the rest is found
+        signal_group(script_group, signal.SIGSTOP)  # no member forks while the rest is found
     kill_processes(remembered.values())
     if script_group is not None:
-        _signal_group(script_group, signal.SIGKILL)
-
-
-def _signal_group(group: int, signum: int) -> None:
-    try:
-        os.killpg(group, signum)
-    except (ProcessLookupError, PermissionError):
-        pass
+        signal_group(script_group, signal.SIGKILL)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,11 +1,11 @@
 """The binary encoding of metric points between the client and the server.
 
 A message is ``MAGIC | u32 header length | header (JSON) | payload``; the header lists
-the series, each with the encoding of its values (:mod:`runhistory.store.codec`: int64,
-float64 or JSON) and the byte lengths of its parts in the payload. Numbers travel as
-packed little-endian arrays, never as JSON lists, so that a million points encode and
-decode in milliseconds. Writes are zlib-compressed as a whole (``Content-Encoding``
-is not used: the body of ``POST /api/v1/metrics`` is always compressed).
+the series, each with the encoding of its values and steps (the packing of
+:mod:`runhistory.store.codec`: int64, float64 or JSON) and the byte lengths of its parts in
+the payload. Numbers travel as packed little-endian arrays, never as JSON lists, so that a
+million points encode and decode in milliseconds. Writes are zlib-compressed as a whole
+(``Content-Encoding`` is not used: the body of ``POST /api/v1/metrics`` is always compressed).
 """
 
 from __future__ import annotations
@@ -75,23 +75,12 @@ def _unpack(message: bytes) -> tuple[list[dict[str, Any]], memoryview]:
     return header, memoryview(message)[8 + length :]
 
 
-def _encode_steps(steps: Sequence[int | None]) -> tuple[str, bytes]:
-    """``none`` (every step defaults to its index), ``i8`` or ``json`` (a mix of steps and None)."""
-    steps = list(steps)
-    nones = steps.count(None)
-    if nones == len(steps):
-        return "none", b""
-    if nones == 0:
-        return "i8", np.asarray(steps, dtype="<i8").tobytes()
-    return "json", json.dumps(steps, separators=(",", ":")).encode()
-
-
 def encode_batches(batches: Sequence[MetricBatch], level: int = 1) -> bytes:
     """Batches as one compressed message (the body of a metrics write)."""
     header, parts = [], []
     for batch in batches:
         encoding, values = codec.encode_values(batch.values)
-        step_mode, steps = _encode_steps(batch.steps)
+        step_mode, steps = codec.encode_optional_steps(batch.steps)
         times = codec.encode_times(batch.times)
         header.append(
             {
@@ -135,12 +124,7 @@ def decode_batches(body: bytes, max_size: int) -> list[MetricBatch]:
             times_blob = bytes(payload[at : at + sizes[2]])
             at += sizes[2]
             values = codec.decode_values(entry["enc"], values_blob)
-            if entry["step_mode"] == "none":
-                steps: list[int | None] = [None] * count
-            elif entry["step_mode"] == "i8":
-                steps = np.frombuffer(steps_blob, dtype="<i8").tolist()
-            else:
-                steps = json.loads(steps_blob)
+            steps = codec.decode_optional_steps(entry["step_mode"], steps_blob, count)
             times = codec.decode_times(times_blob).tolist()
             if not (len(values) == len(steps) == len(times) == count):
                 raise WireError(f"series {_label(entry)}: values, steps and times differ in length")
@@ -175,7 +159,7 @@ def encode_series(series: dict[str, MetricSeries], starts: dict[str, int]) -> by
         encoding, values = codec.encode_values(one.values)
         first = starts.get(name, 0)
         steps = codec.encode_steps(np.asarray(one.steps, dtype=np.int64), first) or b""
-        times = np.asarray(one.times, dtype="<f8").tobytes()
+        times = codec.encode_times(one.times)
         header.append(
             {
                 "name": name,

@@ -13,13 +13,12 @@ protocol made by :func:`guarded_protocol` (uvicorn's h11 protocol, with timers) 
 and, past ``max_connections`` open connections, closes the oldest connections that are
 waiting for request headers (those that never completed a request first, then idle
 kept-alive ones) rather than refusing the newcomer, so that a flood of half-sent requests
-never locks out a client that sends whole ones. Each limit has an environment variable of
-the server (see :meth:`ConnectionLimits.from_environment`).
+never locks out a client that sends whole ones. Each limit has a setting of the server
+(see :meth:`ConnectionLimits.from_settings`).
 """
 
 from __future__ import annotations
 
-import os
 import resource
 from dataclasses import dataclass
 from typing import Any
@@ -27,11 +26,8 @@ from typing import Any
 import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from runhistory.core.errors import RunHistoryError
+from runhistory.core import settings
 
-ENV_HEADER_TIMEOUT = "RUNHISTORY_SERVER_HEADER_TIMEOUT"
-ENV_BODY_TIMEOUT = "RUNHISTORY_SERVER_BODY_TIMEOUT"
-ENV_MAX_CONNECTIONS = "RUNHISTORY_SERVER_MAX_CONNECTIONS"
 DRAIN_SECONDS = 2.0  # how long the rest of a body nobody reads (answered early: 401, 404) is discarded
 RESERVED_FILES = 128  # descriptors kept for the database, run files and logs, beyond connections
 _TIMEOUT_ANSWER = b"HTTP/1.1 408 Request Timeout\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
@@ -42,18 +38,18 @@ class ConnectionLimits:
     """How long a client may take to send its headers and each part of its body, and how
     many connections may be open at once."""
 
-    header_timeout: float = 10.0
-    body_timeout: float = 30.0
-    max_connections: int = 1000
+    header_timeout: float  # seconds
+    body_timeout: float  # seconds
+    max_connections: int
 
     @classmethod
-    def from_environment(cls) -> "ConnectionLimits":
-        """The defaults, each overridden by its environment variable when set."""
-        defaults = cls()
+    def from_settings(cls) -> "ConnectionLimits":
+        """The limits of ``$RUNHISTORY_SERVER_HEADER_TIMEOUT``, ``_BODY_TIMEOUT`` and ``_MAX_CONNECTIONS``
+        (or their defaults); a value that is not a positive number is :class:`SettingError`."""
         return cls(
-            header_timeout=_number(ENV_HEADER_TIMEOUT, defaults.header_timeout),
-            body_timeout=_number(ENV_BODY_TIMEOUT, defaults.body_timeout),
-            max_connections=int(_number(ENV_MAX_CONNECTIONS, defaults.max_connections)),
+            header_timeout=settings.SERVER_HEADER_TIMEOUT.positive_number(),
+            body_timeout=settings.SERVER_BODY_TIMEOUT.positive_number(),
+            max_connections=int(settings.SERVER_MAX_CONNECTIONS.positive_number()),
         )
 
     def fitted_to_open_files(self) -> "ConnectionLimits":
@@ -70,19 +66,6 @@ class ConnectionLimits:
             return self
         room = max(16, soft - RESERVED_FILES)
         return self if self.max_connections <= room else ConnectionLimits(self.header_timeout, self.body_timeout, room)
-
-
-def _number(variable: str, default: float) -> float:
-    text = os.environ.get(variable)
-    if text is None or not text.strip():
-        return default
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not 0 < value < 1e9:  # also refuses nan and inf
-        raise RunHistoryError(f"${variable} must be a positive number, not {text!r}.")
-    return value
 
 
 def guarded_protocol(limits: ConnectionLimits) -> type[H11Protocol]:

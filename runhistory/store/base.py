@@ -8,6 +8,7 @@ Records are plain frozen dataclasses so that they travel unchanged over any tran
 from __future__ import annotations
 
 import abc
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -138,7 +139,7 @@ class RunFilter:
     tags: Mapping[str, str | None] = field(default_factory=dict)
     target: str | None = None
     limit: int | None = None  # at most this many runs (the newest first), None for all
-    offset: int = 0  # after skipping this many
+    offset: int = 0  # after skipping this many (the next page starts at offset + limit)
 
 
 class RunStore(abc.ABC):
@@ -199,7 +200,15 @@ class RunStore(abc.ABC):
 
     @abc.abstractmethod
     def list_runs(self, run_filter: RunFilter) -> list[RunRecord]:
-        """Runs matching the filter, newest (highest number) first."""
+        """Runs matching the filter, newest (latest created, then highest number) first.
+
+        With ``run_filter.limit`` / ``offset`` only that page is read (and only its runs' liveness
+        is checked); a limit or offset below 0 raises :class:`RunHistoryError`.
+        """
+
+    def count_runs(self, run_filter: RunFilter) -> int:
+        """How many runs :meth:`list_runs` returns for this filter without its limit and offset."""
+        return len(self.list_runs(dataclasses.replace(run_filter, limit=None, offset=0)))
 
     @abc.abstractmethod
     def set_status(

@@ -12,11 +12,9 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from runhistory.core.errors import MetricValueError
+from runhistory.core.metric_values import check_int, check_string_value, coerce_step
 from runhistory.core.validation import (
     MAX_WALL_TIME,
-    check_int,
-    check_string_value,
-    coerce_step,
     is_encodable,
     is_wall_time,
     short_repr,

@@ -3,6 +3,7 @@
 A series is stored as chunks of consecutive points. Numbers pack as little-endian
 int64 or float64 arrays (NaN and +-inf exactly as they are); anything else (strings,
 table rows, a mix) as JSON. Steps that equal the points' indexes are not stored at all.
+The same packing carries points between a client and a server (:mod:`runhistory.protocol.wire`).
 """
 
 from __future__ import annotations
@@ -69,6 +70,33 @@ def decode_steps(blob: bytes | None, first_index: int, count: int) -> np.ndarray
     if blob is None:
         return np.arange(first_index, first_index + count, dtype=np.int64)
     return np.frombuffer(blob, dtype="<i8")
+
+
+NO_STEPS = "none"  # every step of a batch is missing: each defaults to its point's index
+
+
+def encode_optional_steps(steps: Sequence[int | None]) -> tuple[str, bytes]:
+    """Steps of a batch, where a missing step is None: :data:`NO_STEPS` when every one is
+    missing, :data:`INT64` when none is, else :data:`JSON` (a mix of steps and None)."""
+    steps = list(steps)
+    missing = steps.count(None)
+    if missing == len(steps):
+        return NO_STEPS, b""
+    if missing == 0:
+        return INT64, np.asarray(steps, dtype="<i8").tobytes()
+    return JSON, json.dumps(steps, separators=(",", ":")).encode()
+
+
+def decode_optional_steps(encoding: str, blob: bytes, count: int) -> list[Any]:
+    """The inverse of :func:`encode_optional_steps` (``count`` points); ValueError for an
+    unknown encoding. What a JSON blob holds is the caller's to check."""
+    if encoding == NO_STEPS:
+        return [None] * count
+    if encoding == INT64:
+        return np.frombuffer(blob, dtype="<i8").tolist()
+    if encoding == JSON:
+        return json.loads(blob)
+    raise ValueError(f"unknown step encoding {encoding!r}")
 
 
 def encode_times(times: Sequence[float]) -> bytes:

@@ -24,8 +24,10 @@ from typing import TYPE_CHECKING, Iterable, Sequence
 
 from runhistory.backends import add_exit_hook
 from runhistory.core.errors import TensorboardError
+from runhistory.core.paths import refuse_non_folder
 from runhistory.tensorboard.follow import DEFAULT_INTERVAL_S, Follower
-from runhistory.tensorboard.launcher import TensorboardServer, owner_identity, process_alive
+from runhistory.core.processes import process_alive, process_identity
+from runhistory.tensorboard.launcher import TensorboardServer
 from runhistory.tensorboard.layout import resolve_runs
 
 if TYPE_CHECKING:
@@ -73,7 +75,7 @@ def remove_orphaned_copies(parent: Path | None = None) -> list[Path]:
 
 def _make_copy_folder() -> Path:
     """A new temporary folder named after this process (pid and start time)."""
-    pid, started = owner_identity()
+    pid, started = process_identity()
     return Path(tempfile.mkdtemp(prefix=f"{COPY_PREFIX}{pid}-{round(started * 1000)}-"))
 
 
@@ -200,8 +202,7 @@ class Tensorboard:
         if self._local_root is None:
             self._temporary_root = _make_copy_folder()
             return self._temporary_root
-        if self._local_root.exists() and not self._local_root.is_dir():
-            raise TensorboardError(f"Cannot serve {self._local_root}: it is a file, not a folder.")
+        refuse_non_folder(self._local_root, "Cannot serve", TensorboardError)
         self._local_root.mkdir(parents=True, exist_ok=True)
         return self._local_root
 

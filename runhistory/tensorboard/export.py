@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
 from runhistory.core.errors import TensorboardError
+from runhistory.core.paths import refuse_non_folder
 from runhistory.tensorboard.history import HistoryWriter, remove_previous_export
 from runhistory.tensorboard.layout import plan, resolve_runs
 
@@ -24,8 +25,7 @@ __all__ = ["export_to_tensorboard"]
 def check_logdir(logdir: str | os.PathLike) -> Path:
     """The log folder as a Path; an error when it is a file."""
     root = Path(logdir)
-    if root.exists() and not root.is_dir():
-        raise TensorboardError(f"Cannot export to {root}: it is a file, not a folder.")
+    refuse_non_folder(root, "Cannot export to", TensorboardError)
     return root
 
 

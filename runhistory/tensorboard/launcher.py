@@ -20,7 +20,6 @@ import collections
 import errno
 import os
 import re
-import signal
 import socket
 import subprocess
 import sys
@@ -34,11 +33,11 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO
 
-import psutil
-
 from runhistory.core.errors import TensorboardError
+from runhistory.core.paths import refuse_non_folder
+from runhistory.core.processes import end_group, live_group_members, process_identity
 
-__all__ = ["TensorboardServer", "owner_identity", "process_alive"]
+__all__ = ["TensorboardServer"]
 
 _OUTPUT_LINES = 200
 # TensorBoard documents samples_per_plugin "scalars=0" as "keep all", but its plugins then
@@ -52,15 +51,11 @@ _URL_PATTERN = re.compile(r"TensorBoard \S+ at http://\S+?:(\d+)/")
 # temporary files; SIGKILL follows). Then TensorBoard's own entry point runs.
 _BOOTSTRAP = """\
 import os, runpy, select, shutil, signal, sys, threading, time
-import psutil
+from runhistory.core.processes import process_alive
 owner, started, copy = int(sys.argv[1]), float(sys.argv[2]), sys.argv[3]
 
 def owner_alive():
-    try:
-        process = psutil.Process(owner)
-        return process.status() != psutil.STATUS_ZOMBIE and abs(process.create_time() - started) < 1.0
-    except psutil.Error:
-        return False
+    return process_alive(owner, started)
 
 def end_with_owner():
     try:
@@ -82,25 +77,6 @@ sys.argv = ["tensorboard"] + sys.argv[4:]
 runpy.run_module("tensorboard.main", run_name="__main__", alter_sys=True)
 """
 
-_START_TIME_TOLERANCE_S = 1.0
-
-
-def owner_identity() -> tuple[int, float]:
-    """This process's pid and start time: what tells it apart from a later one with its pid."""
-    return os.getpid(), psutil.Process().create_time()
-
-
-def process_alive(pid: int, started: float) -> bool:
-    """Whether the process ``pid`` that started at ``started`` (seconds since the epoch) still runs."""
-    try:
-        process = psutil.Process(pid)
-        if process.status() == psutil.STATUS_ZOMBIE:
-            return False
-        return abs(process.create_time() - started) < _START_TIME_TOLERANCE_S
-    except psutil.Error:
-        return False
-
-
 def _check_port_free(host: str, port: int) -> None:
     """Raise TensorboardError when ``host:port`` cannot be bound (as TensorBoard binds it)."""
     try:
@@ -118,37 +94,6 @@ def _check_port_free(host: str, port: int) -> None:
                     f"port {port} on {host} is already in use; pick another port or port=0"
                 ) from exc
             raise TensorboardError(f"cannot bind {host}:{port} for TensorBoard: {exc}") from exc
-
-
-def _live_group_members(pgid: int) -> list[int]:
-    """Pids of the non-zombie processes in process group ``pgid``."""
-    proc = Path("/proc")
-    if not proc.is_dir():
-        try:
-            os.killpg(pgid, 0)
-        except (ProcessLookupError, PermissionError):
-            return []
-        return [pgid]
-    members = []
-    for entry in proc.iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        fields = stat[stat.rfind(")") + 2 :].split()
-        if len(fields) > 2 and fields[0] != "Z" and int(fields[2]) == pgid:
-            members.append(int(entry.name))
-    return members
-
-
-def _signal_group(pgid: int, sig: signal.Signals) -> None:
-    """Send ``sig`` to a process group that may already be gone."""
-    try:
-        os.killpg(pgid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 class _Child:
@@ -230,10 +175,7 @@ class _Child:
     def terminate(self, grace: float = 5.0) -> None:
         """SIGTERM the group, SIGKILL it after ``grace`` seconds, reap, and join the thread."""
         if self.popen.returncode is None:
-            _signal_group(self.pgid, signal.SIGTERM)
-            if not self._wait_group_gone(grace):
-                _signal_group(self.pgid, signal.SIGKILL)
-                self._wait_group_gone(grace)
+            end_group(self.pgid, grace, gone=self._group_gone)
             self.popen.wait()
         self.thread.join(timeout=grace)
         if self.popen.stdout is not None:
@@ -242,14 +184,9 @@ class _Child:
         if log is not None:
             log.close()
 
-    def _wait_group_gone(self, timeout: float) -> bool:
-        """Wait until TensorBoard has exited and no other process of its group is alive."""
-        deadline = time.monotonic() + timeout
-        while self.exit_status() is None or _live_group_members(self.pgid):
-            if time.monotonic() > deadline:
-                return False
-            time.sleep(0.02)
-        return True
+    def _group_gone(self) -> bool:
+        """Whether TensorBoard has exited (not reaped yet) and no other process of its group is alive."""
+        return self.exit_status() is not None and not live_group_members(self.pgid)
 
 
 def _terminate_if_owner(child: _Child, owner: int) -> None:
@@ -399,12 +336,11 @@ class TensorboardServer:
 
     def _check_logdir(self) -> None:
         """Refuse a logdir that exists but is not a folder."""
-        if self._logdir.exists() and not self._logdir.is_dir():
-            raise TensorboardError(f"TensorBoard logdir {self._logdir} is not a folder")
+        refuse_non_folder(self._logdir, "Cannot serve", TensorboardError)
 
     def _spawn(self) -> None:
         """Start the child process, watching this one, and register its cleanup."""
-        owner, started = owner_identity()
+        owner, started = process_identity()
         copy = str(self._logdir) if self._remove_logdir_if_orphaned else ""
         command = [sys.executable, "-c", _BOOTSTRAP, str(owner), repr(started), copy, *self.command()]
         try:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import csv
+import io
+import json
+
 from runhistory import Experiment
 
 from tests.cli.support import assert_fits, row_of
@@ -31,3 +35,11 @@ def test_an_empty_workspace_says_so(tmp_path, invoke):
     result = invoke("experiments", "list", "-w", str(tmp_path / "fresh"))
     assert result.exit_code == 0
     assert "No experiments in the workspace at" in result.stdout
+
+
+def test_json_and_csv_give_the_same_rows(populated, invoke):
+    as_json = json.loads(invoke("experiments", "list", "-o", "json", "-w", str(populated.path)).stdout)
+    assert [(e["name"], e["runs"], e["child_runs"]) for e in as_json] == [("cifar", 1, 0), ("mnist", 2, 3)]
+    assert all(isinstance(e["last_run_time"], float) for e in as_json)
+    rows = list(csv.DictReader(io.StringIO(invoke("experiments", "list", "-o", "csv", "-w", str(populated.path)).stdout)))
+    assert [row["name"] for row in rows] == ["cifar", "mnist"] and list(rows[0]) == list(as_json[0])

@@ -10,11 +10,11 @@ from runhistory.cli.format import (
     format_duration,
     format_number,
     format_short_time,
-    format_size,
     format_time,
     format_value,
     run_duration,
 )
+from runhistory.core.sizes import format_size
 
 
 @pytest.mark.parametrize(

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 import re
 
+import pytest
+
 from runhistory import Experiment
+from runhistory.core.errors import RunHistoryError
+from runhistory.store.base import RunFilter
 
 from tests.cli.support import assert_fits, assert_one_line_error, row_of
 
@@ -106,3 +113,93 @@ def test_invalid_status_is_a_one_line_error_listing_the_statuses(populated, invo
 
 def test_negative_limit_is_a_one_line_error(populated, invoke):
     assert_one_line_error(invoke("runs", "list", "--limit", "-3", "-w", str(populated.path)), "--limit")
+
+
+# --- pages ---
+
+
+def test_offset_shows_the_next_page_and_says_where_it_is(populated, invoke):
+    p = populated
+    result = invoke("runs", "list", "-c", "--limit", "2", "--offset", "2", "-w", str(p.path))
+    assert result.exit_code == 0, result.output
+    everything = invoke("runs", "list", "-c", "--limit", "0", "-o", "json", "-w", str(p.path))
+    newest_first = [record["id"] for record in json.loads(everything.stdout)]
+    assert len(newest_first) == 6
+    runs = [p.baseline, p.child, p.grandchild, p.failed_child, p.failed, p.running]
+    assert _ids_in(result.stdout, *runs) == newest_first[2:4]
+    assert "Showing runs 3-4 of 6; --offset 4 shows the next ones" in result.stdout
+    last = invoke("runs", "list", "-c", "--limit", "2", "--offset", "4", "-w", str(p.path))
+    assert _ids_in(last.stdout, *runs) == newest_first[4:]
+    assert "Showing runs 5-6 of 6; --limit 0 shows all." in last.stdout
+    past = invoke("runs", "list", "--offset", "10", "-w", str(p.path))
+    assert past.exit_code == 0 and "No runs past the newest 10 (there are 3)" in past.stdout
+
+
+def test_a_page_of_a_status_holds_as_many_runs_as_it_asks_for(populated, invoke):
+    result = invoke("runs", "list", "-c", "-s", "Completed", "--limit", "2", "-o", "json", "-w", str(populated.path))
+    records = json.loads(result.stdout)
+    assert [record["status"] for record in records] == ["Completed", "Completed"]
+    table = invoke("runs", "list", "-c", "-s", "Completed", "--limit", "2", "-w", str(populated.path))
+    assert "Showing 2 of 3 runs" in table.stdout
+
+
+def test_the_store_reads_a_page_of_the_newest_runs_and_counts_them_all(populated):
+    store = populated.workspace.store
+    everything = store.list_runs(RunFilter())
+    assert [(r.created_time, r.number) for r in everything] == sorted(
+        ((r.created_time, r.number) for r in everything), reverse=True
+    )
+    for limit, offset in ((1, 0), (2, 1), (4, 3), (10, 5), (3, 6), (0, 0)):
+        assert store.list_runs(RunFilter(limit=limit, offset=offset)) == everything[offset : offset + limit]
+    assert store.list_runs(RunFilter(offset=4)) == everything[4:]
+    assert store.count_runs(RunFilter(limit=1, offset=3)) == len(everything) == 6
+    assert store.count_runs(RunFilter(top_level_only=True, status="Failed")) == 1
+    with pytest.raises(RunHistoryError, match="limit of a run listing"):
+        store.list_runs(RunFilter(limit=-1))
+    with pytest.raises(RunHistoryError, match="offset of a run listing"):
+        store.list_runs(RunFilter(offset=-2))
+
+
+# --- output formats and narrow terminals ---
+
+
+def test_json_has_whole_ids_and_raw_values(populated, invoke):
+    p = populated
+    result = invoke("runs", "list", "-o", "json", "-w", str(p.path))
+    assert result.exit_code == 0, result.output
+    records = json.loads(result.stdout)
+    assert [record["id"] for record in records] == [p.running.id, p.failed.id, p.baseline.id]
+    failed = records[1]
+    assert failed["experiment"] == "mnist" and failed["number"] == 5 and failed["display_name"] == "sweep"
+    assert failed["status"] == "Failed" and failed["error"]["message"] == "out of memory"
+    assert isinstance(failed["start_time"], float) and failed["end_time"] >= failed["start_time"]
+    assert failed["start_time"] == p.failed.record.start_time  # seconds since the epoch, as stored
+    assert records[0]["end_time"] is None
+
+
+def test_csv_has_the_same_columns(populated, invoke):
+    result = invoke("runs", "list", "-c", "-o", "csv", "-w", str(populated.path))
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader(io.StringIO(result.stdout)))
+    as_json = json.loads(invoke("runs", "list", "-c", "-o", "json", "-w", str(populated.path)).stdout)
+    assert list(rows[0]) == list(as_json[0])
+    assert [row["id"] for row in rows] == [record["id"] for record in as_json]
+    assert rows[0]["end_time"] == "" and float(rows[-1]["created_time"]) == as_json[-1]["created_time"]
+
+
+def test_json_of_no_runs_is_an_empty_list(populated, invoke):
+    result = invoke("runs", "list", "-s", "Canceled", "-o", "json", "-w", str(populated.path))
+    assert result.exit_code == 0 and json.loads(result.stdout) == []
+
+
+def test_a_narrow_terminal_drops_columns_and_keeps_ids_on_one_line(populated, invoke):
+    p = populated
+    result = invoke("runs", "list", "-c", "-w", str(p.path), env={"COLUMNS": "60"})
+    assert result.exit_code == 0, result.output
+    assert_fits(result.stdout, 60)
+    header = result.stdout.splitlines()[0].split()
+    assert "id" in header and "status" in header and "duration" not in header
+    for run in (p.baseline, p.child, p.grandchild, p.failed_child, p.failed, p.running):
+        assert any(run.id in line.split() for line in result.stdout.splitlines()), run.id
+    wide = invoke("runs", "list", "-c", "-w", str(p.path), env={"COLUMNS": "120"})
+    assert wide.stdout.splitlines()[0].split() == ["experiment", "#", "name", "status", "start", "duration", "id"]

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import csv
+import io
+import json
+
 import pytest
 
 from tests.cli.support import assert_fits, assert_one_line_error, row_of
@@ -103,3 +107,25 @@ def test_unknown_run_is_a_one_line_error(populated, invoke, ref):
 
 def test_missing_run_argument_is_a_one_line_error(populated, invoke):
     assert_one_line_error(invoke("runs", "show", "-w", str(populated.path)), "Missing argument 'RUN'")
+
+
+def test_json_has_the_whole_run_with_raw_values(populated, invoke):
+    p = populated
+    result = invoke("runs", "show", "mnist:1", "-o", "json", "-w", str(p.path))
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["id"] == p.baseline.id and data["status"] == "Completed" and data["number"] == 1
+    assert data["start_time"] == p.workspace.store.get_run(p.baseline.id).start_time  # seconds since the epoch, as stored
+    assert data["children"] == [p.child.id, p.failed_child.id]
+    assert data["metrics"]["loss"] == {"kind": "scalar", "count": 5, "last_value": 0.2}
+    assert data["metrics"]["roc"]["last_value"] == {"fpr": 0.2, "tpr": 0.9}
+    assert data["tags"] == {"optimizer": "adam", "best": ""}
+    assert data["properties"] == {"framework": "torch"}
+    assert data["files"] == {"outputs/notes.txt": 1500}
+
+
+def test_csv_is_one_row_with_nested_values_as_json(populated, invoke):
+    result = invoke("runs", "show", "mnist:1", "-o", "csv", "-w", str(populated.path))
+    [row] = list(csv.DictReader(io.StringIO(result.stdout)))
+    assert row["id"] == populated.baseline.id and row["parent_id"] == ""
+    assert json.loads(row["files"]) == {"outputs/notes.txt": 1500}

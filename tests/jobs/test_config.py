@@ -121,8 +121,8 @@ def test_a_snapshot_over_the_limit_is_refused_before_any_run_exists(
     write_script(source, "train.py", "print('hi')\n")
     (source / "weights.bin").write_bytes(b"\0" * 300_000)
     monkeypatch.setenv("RUNHISTORY_SNAPSHOT_LIMIT_MB", "0.1")
-    with pytest.raises(SnapshotTooLargeError, match=r"holds 0\.3 MB to snapshot, over the 0\.1 MB limit "
-                                                    r"\(largest: weights\.bin \(0\.3 MB\)"):
+    with pytest.raises(SnapshotTooLargeError, match=r"holds 293 KiB to snapshot, over the 0\.1 MB limit "
+                                                    r"\(largest: weights\.bin \(293 KiB\)"):
         exp.submit(ScriptRunConfig(source, "train.py"))
     assert list(exp.get_runs()) == []
     monkeypatch.setenv("RUNHISTORY_SNAPSHOT_LIMIT_MB", "lots")

@@ -164,7 +164,7 @@ def test_a_job_canceled_while_its_snapshot_uploads_never_starts(
             runs = list(exp.get_runs())
             if runs:
                 runs[0].cancel()
-                uploaded_when_canceled.append(len(runs[0]._backends.artifacts.list(runs[0].id, "snapshot/")))
+                uploaded_when_canceled.append(len(runs[0].workspace.artifacts.list(runs[0].id, "snapshot/")))
                 return
             time.sleep(0.005)
 

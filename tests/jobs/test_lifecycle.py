@@ -57,7 +57,7 @@ def test_a_job_completes_with_its_snapshot_logs_outputs_and_driver_log(
         "snapshot/job.py", "snapshot/helper.py", "logs/nested/progress.txt", "outputs/model.bin",
         "system_logs/driver.log", "system_logs/supervisor.log",
     }
-    artifacts = run._backends.artifacts
+    artifacts = run.workspace.artifacts
     assert artifacts.read(run.id, "logs/nested/progress.txt") == b"step 1\nstep 2\n"
     assert artifacts.read(run.id, "outputs/model.bin") == b"weights"
     driver = artifacts.read(run.id, "system_logs/driver.log").decode()
@@ -167,7 +167,7 @@ def test_the_script_logs_metrics_and_child_runs_into_its_own_run(exp: Experiment
         ("alpha0.1", "Completed", {"alpha": 0.1}),
         ("alpha0.2", "Completed", {"alpha": 0.2}),
     ]
-    assert f"logged into {run.id}" in run._backends.artifacts.read(run.id, "system_logs/driver.log").decode()
+    assert f"logged into {run.id}" in run.workspace.artifacts.read(run.id, "system_logs/driver.log").decode()
 
 
 def test_logs_reach_the_run_while_it_is_still_running(exp: Experiment, source: Path, tmp_path: Path) -> None:
@@ -191,7 +191,7 @@ def test_logs_reach_the_run_while_it_is_still_running(exp: Experiment, source: P
         """,
         str(release),
     )
-    artifacts = run._backends.artifacts
+    artifacts = run.workspace.artifacts
 
     def scalars_in_run_files() -> list[tuple[int, str]]:
         names = [name for name in artifacts.list(run.id, "logs/tb/") if ".tfevents." in name]
@@ -249,7 +249,7 @@ def test_two_jobs_at_once_keep_their_files_and_folders_apart(exp: Experiment, so
     first, second = (_submit(exp, source, code, name) for name in ("first", "second"))
     for run in (first, second):
         assert run.wait_for_completion(timeout=60)["status"] == "Completed"
-    artifacts = first._backends.artifacts
+    artifacts = first.workspace.artifacts
     folders = set()
     for run, name in ((first, "first"), (second, "second")):
         assert artifacts.read(run.id, "logs/progress.txt").decode() == "".join(f"{name} {i}\n" for i in range(5))
@@ -270,7 +270,7 @@ def test_max_concurrent_runs_queues_the_second_job(ws: Workspace, exp: Experimen
 
     def supervisor_log() -> str:
         names = second.get_file_names()
-        return second._backends.artifacts.read(second.id, "system_logs/supervisor.log").decode() \
+        return second.workspace.artifacts.read(second.id, "system_logs/supervisor.log").decode() \
             if "system_logs/supervisor.log" in names else ""
 
     wait_until(lambda: waiting in supervisor_log(), timeout=30, what="the second job to wait for a slot")
@@ -280,7 +280,7 @@ def test_max_concurrent_runs_queues_the_second_job(ws: Workspace, exp: Experimen
     release.touch()
     for run in (first, second):
         assert run.wait_for_completion(timeout=60)["status"] == "Completed"
-    assert second._record.start_time >= first._record.end_time
+    assert second.record.start_time >= first.record.end_time
     assert waiting in supervisor_log()
 
 

@@ -60,7 +60,7 @@ def test_scenario_1_as_written_but_for_imports(isolated: Path, capsys: pytest.Ca
     url = tb.start()          # while the job still runs: its curves grow live
     # --- (what a user watching TensorBoard now sees: the curves grow while the job runs) ---
     seen_while_running = set()
-    while run.get_status() in ("Queued", "Running") and len(seen_while_running) < 3:
+    while run.get_status() in ("Queued", "Starting", "Running") and len(seen_while_running) < 3:
         counts = scalar_counts(url, "tensorboard-demo-1")
         if run.get_status() == "Running" and counts.get("loss/train"):
             seen_while_running.add(counts["loss/train"])

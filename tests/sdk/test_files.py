@@ -48,7 +48,7 @@ def test_upload_folder_and_download_files_keep_paths(run: Run, tmp_path: Path) -
 def test_uploading_again_replaces(run: Run) -> None:
     run.upload_file("f", io.BytesIO(b"first"))
     run.upload_file("f", io.BytesIO(b"second"))
-    assert run._backends.artifacts.read(run.id, "f") == b"second"
+    assert run.workspace.artifacts.read(run.id, "f") == b"second"
 
 
 @pytest.mark.parametrize("name", ["../x", "a/../../x", "/etc/passwd", "C:/x", "..\\x", "", "a\x00b"])

@@ -154,7 +154,7 @@ def test_a_run_whose_owner_is_on_another_machine_reads_not_responding_never_fail
 
 def test_the_owner_is_gone_only_when_its_pid_and_start_time_are(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     ws = Workspace.create(tmp_path / "ws")
-    record = Experiment(ws, "own").start_logging()._record
+    record = Experiment(ws, "own").start_logging().record
     me = owners.this_process()
     assert not owners.owner_is_gone(record)
     reused = RunOwner(me.host, me.machine, os.getpid(), me.start_time - 100)  # the pid now names another process
@@ -222,12 +222,12 @@ def test_the_owner_is_recorded_when_a_run_is_created(ws: Workspace) -> None:
     run = experiment.start_logging()
     child = run.child_run()
     process = psutil.Process()
-    for record in (run._record, child._record):
+    for record in (run.record, child.record):
         assert (record.owner_host, record.owner_pid) == (socket.gethostname(), os.getpid())
         assert record.owner_start_time == pytest.approx(process.create_time(), abs=0.5)
         assert record.owner_machine and record.heartbeat_time is not None
     opened = ws.get_run(run.id)
-    assert opened._record.owner_pid == os.getpid()
+    assert opened.record.owner_pid == os.getpid()
     assert ws.store.create_run(experiment.id, run_type="job", status=RunStatus.QUEUED).owner_pid is None
     run.complete()
 
@@ -238,7 +238,7 @@ def test_the_owner_travels_to_a_runhistory_server(tmp_path: Path, monkeypatch: p
     server = ServerProcess(tmp_path / "server").start()
     try:
         run = Experiment(Workspace(server.url), "owners").start_logging()
-        record = Workspace(server.url).get_run(run.id)._record
+        record = Workspace(server.url).get_run(run.id).record
         assert (record.owner_host, record.owner_pid) == (socket.gethostname(), os.getpid())
         assert record.owner_machine == owners.this_process().machine
         run.complete()

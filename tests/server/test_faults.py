@@ -37,7 +37,7 @@ LOGGER = """
             run.upload_file("notes/half.txt", io.BytesIO(b"half way"))
     run.add_properties({"points": str(points)})
     run.complete()
-    print("done", run._record.status, flush=True)  # as this process knows it (the server may be away)
+    print("done", run.record.status, flush=True)  # as this process knows it (the server may be away)
 """
 
 

@@ -21,7 +21,7 @@ import uvicorn
 
 from runhistory import Workspace
 from runhistory.artifacts import open_artifact_store
-from runhistory.backends import _open_store
+from runhistory.backends import open_run_store
 from runhistory.server.app import create_app
 
 from tests.sdk import test_files, test_metrics, test_runs
@@ -39,7 +39,7 @@ pytestmark = test_metrics.pytestmark  # both_stores: behind the server, SQLite a
 def empty_sqlite_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A SQLite store with the newest schema and nothing in it, copied by each test (migrating takes ~0.3 s)."""
     path = tmp_path_factory.mktemp("template") / "server.db"
-    _open_store(f"sqlite:///{path}").close()
+    open_run_store(f"sqlite:///{path}").close()
     return path
 
 
@@ -56,7 +56,7 @@ def ws(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.Monke
         shutil.copyfile(request.getfixturevalue("empty_sqlite_store"), tmp_path / "server.db")
         store_uri = f"sqlite:///{tmp_path / 'server.db'}"
         artifact_uri = str(tmp_path / "server-artifacts")
-    store = _open_store(store_uri)
+    store = open_run_store(store_uri)
     app = create_app(store, open_artifact_store(artifact_uri))
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))

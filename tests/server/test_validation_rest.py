@@ -15,7 +15,7 @@ from runhistory import Experiment, Workspace
 from runhistory.core.errors import StoreUnavailableError
 from runhistory.protocol import wire
 from runhistory.store.base import MetricBatch, RunStatus
-from runhistory.client.store import HttpClient
+from runhistory.client.http import HttpClient
 
 from tests.server.support import ServerProcess, free_port
 
@@ -140,7 +140,7 @@ def test_a_refusal_is_final_for_the_sdk_and_other_runs_are_written(
     stale = ws.get_run(run.id)
     run.complete()
     stale.log("late", 1.0)  # refused by the server (409): dropped, never spooled
-    ws._backends.buffer.series(other.id, "bad", "bogus").extend((1.0, None, time.time()))  # refused (400)
+    ws.backends.buffer.series(other.id, "bad", "bogus").extend((1.0, None, time.time()))  # refused (400)
     other.log("x", 2.0)
     other.complete()
     assert other.get_metrics() == {"x": 2.0} and run.get_metrics() == {}
@@ -158,12 +158,12 @@ def test_an_unreachable_server_is_unavailable_not_a_refusal(monkeypatch: pytest.
 
 
 def test_long_strings_are_sent_in_requests_under_the_servers_limit() -> None:
-    from runhistory.client.store import MAX_BYTES_PER_REQUEST, _split
+    from runhistory.client.batches import MAX_BYTES_PER_REQUEST, split_batches
 
     text = "\u00e9" * (1 << 19)  # 1 MiB in UTF-8, 6 bytes a character as JSON
     strings = MetricBatch("r", "notes", "scalar", [text] * 60, [None] * 60, [1.0] * 60)
     numbers = MetricBatch("r", "loss", "scalar", [0.5] * 10, [None] * 10, [1.0] * 10)
-    groups = list(_split([strings, numbers]))
+    groups = list(split_batches([strings, numbers]))
     assert sum(len(batch.values) for group in groups for batch in group) == 70
     for group in groups:  # each request decodes to less than the server's limits
         assert len(zlib.decompress(wire.encode_batches(group))) < MAX_BYTES_PER_REQUEST + (1 << 20) < 64 << 20

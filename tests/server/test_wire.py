@@ -70,3 +70,26 @@ def test_a_spool_file_cut_short_by_a_crash_keeps_its_whole_records(tmp_path: Pat
     path.write_bytes(data + SpoolRecord(METRICS, "cut", b"0123456789").encode()[:-3])
     header, found = read_spool_file(path)
     assert header == {"url": "http://x"} and found == records
+
+
+def test_steps_pack_one_way_for_the_wire_and_the_store() -> None:
+    from runhistory.store import codec
+
+    for steps, encoding in [([None, None], codec.NO_STEPS), ([3, -(2**63)], codec.INT64), ([None, 7], codec.JSON)]:
+        packed_as, blob = codec.encode_optional_steps(steps)
+        assert packed_as == encoding and codec.decode_optional_steps(packed_as, blob, len(steps)) == steps
+    with pytest.raises(ValueError, match="unknown step encoding"):
+        codec.decode_optional_steps("zz", b"", 0)
+
+
+def test_a_refusal_is_rebuilt_from_its_stable_code_or_an_old_servers_class_name() -> None:
+    from runhistory.client.http import error_class, known_error_class
+    from runhistory.core import errors
+
+    assert error_class("run_finished", 409) is errors.RunFinishedError
+    assert error_class("workspace_not_found", 404) is errors.WorkspaceNotFoundError
+    assert error_class("RunFinishedError", 409) is errors.RunFinishedError  # transition: a server of before the codes
+    assert error_class("a_code_of_a_newer_server", 404) is errors.NotFoundError
+    assert error_class("first_line", 400) is errors.RunHistoryError and error_class(None, 409) is errors.RunHistoryError
+    assert known_error_class("artifact_storage") is errors.ArtifactStorageError  # a 507 that is not retried
+    assert known_error_class("a_code_of_a_newer_server") is None and known_error_class(None) is None

@@ -29,7 +29,7 @@ from runhistory.core.errors import NotFoundError, TensorboardError
 from runhistory.tensorboard import Tensorboard
 from runhistory.tensorboard.board import COPY_PREFIX
 from runhistory.tensorboard.export import export_to_tensorboard
-from runhistory.tensorboard.launcher import owner_identity
+from runhistory.core.processes import process_identity
 from tests.helpers import python_env
 from tests.tensorboard.conftest import Board, make_png, poll, scalar_steps, serve_board
 
@@ -354,7 +354,7 @@ def test_a_copy_left_by_a_killed_owner_is_removed_by_the_next_start(tmp_path: Pa
         assert copies(tmpdir) == [owner.root], "nobody was left to remove it"
     finally:
         finish(owner)
-    pid, started = owner_identity()  # a copy whose owner (this test) lives is kept
+    pid, started = process_identity()  # a copy whose owner (this test) lives is kept
     alive = tmpdir / f"{COPY_PREFIX}{pid}-{round(started * 1000)}-keep"
     alive.mkdir()
     foreign = tmpdir / f"{COPY_PREFIX}not-ours"

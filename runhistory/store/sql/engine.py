@@ -29,6 +29,7 @@ from filelock import FileLock
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
+from runhistory.core.extras import require
 from runhistory.core.uris import redact_uri
 from runhistory.core.errors import (
     first_line,
@@ -296,8 +297,10 @@ def create_postgres_engine(uri: str) -> Engine:
 
     Packed metric chunks are large bytea values: PostgreSQL's default TOAST compression
     (pglz) costs ~0.5 s per million points written, lz4 (PostgreSQL 14+) ~0.05 s, so each
-    connection asks for lz4 where the server has it.
+    connection asks for lz4 where the server has it. Without psycopg (the ``[postgres]`` extra)
+    this raises :class:`MissingExtraError` naming the ``pip install`` to run.
     """
+    require("psycopg", extra="postgres", feature="a PostgreSQL store")  # imported when a PostgreSQL store opens, not before
     engine = sa.create_engine(
         postgres_url(uri),
         pool_size=4,

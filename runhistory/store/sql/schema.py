@@ -22,7 +22,7 @@ from sqlalchemy import (
 
 # The newest migration's revision. Checked against Alembic by the tests; kept here so that
 # opening an up-to-date workspace never imports Alembic (it costs ~0.15 s per process).
-SCHEMA_REVISION = "0005"
+SCHEMA_REVISION = "0006"
 
 metadata = MetaData()
 
@@ -56,8 +56,10 @@ runs = Table(
     Column("owner_pid", Integer, nullable=True),
     Column("owner_start_time", Float, nullable=True),
     UniqueConstraint("experiment_id", "number", name="uq_runs_experiment_number"),
-    Index("ix_runs_parent_id", "parent_id"),
     Index("ix_runs_target_status", "target", "status"),
+    # A page of the newest runs (runs list), of all runs or of the top-level runs / a run's children.
+    Index("ix_runs_created_time", "created_time", "number", "id"),
+    Index("ix_runs_parent_created_time", "parent_id", "created_time", "number", "id"),
 )
 
 tags = Table(

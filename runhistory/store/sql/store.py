@@ -25,6 +25,7 @@ from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 import sqlalchemy as sa
+import tenacity
 from sqlalchemy.engine import Connection, Engine
 
 from runhistory.core import validation
@@ -63,6 +64,32 @@ _RETRIES_WHEN_LOCKED = 8
 # serialization_failure, deadlock_detected, unique_violation.
 _POSTGRES_RETRYABLE = {"40001", "40P01", "23505"}
 _RETRIES_ON_CONFLICT = 8
+
+
+def _is_locked(exc: BaseException) -> bool:
+    """Whether a SQLite write failed only because another process holds the database."""
+    return isinstance(exc, sa.exc.OperationalError) and ("locked" in str(exc.orig) or "busy" in str(exc.orig))
+
+
+def _lost_a_race(exc: BaseException) -> bool:
+    """Whether a PostgreSQL transaction failed only because a concurrent one won; worth running again."""
+    return isinstance(exc, sa.exc.DBAPIError) and getattr(exc.orig, "sqlstate", None) in _POSTGRES_RETRYABLE
+
+
+def _retrying(worth_retrying, attempts: int, wait) -> tenacity.Retrying:
+    """Up to ``attempts`` tries while the failure is ``worth_retrying(exc)``, then that failure itself."""
+    return tenacity.Retrying(
+        retry=tenacity.retry_if_exception(worth_retrying),
+        stop=tenacity.stop_after_attempt(attempts),
+        wait=wait,
+        reraise=True,
+    )
+
+
+def _jittered_backoff(retry_state: tenacity.RetryCallState) -> float:
+    """0.01 s, 0.02 s, 0.04 s... times 0.5 to 1.5 at random, so that racing writers spread out."""
+    return 0.01 * 2 ** (retry_state.attempt_number - 1) * (0.5 + secrets.randbelow(1000) / 1000)
+
 # How long a metric batch's id is remembered: a client retries within seconds, and
 # `runhistory sync` replays the spool of a process that died, within 30 days.
 BATCH_ID_RETENTION_S = 30 * 24 * 3600
@@ -102,34 +129,33 @@ class SqlRunStore(RunStore):
         """Run ``work(connection, *args)`` in a write transaction, retrying while locked."""
         if self._postgres:
             return self._write_postgres(work, *args)
-        for attempt in range(_RETRIES_WHEN_LOCKED):
-            try:
-                with self._writing() as connection:
-                    return work(connection, *args)
-            except sa.exc.OperationalError as exc:
-                if "locked" not in str(exc.orig) and "busy" not in str(exc.orig):  # disk full, I/O error: may pass
-                    raise StoreUnavailableError(f"The run history at {self.uri} could not be written: {exc.orig}") from exc
-                if attempt == _RETRIES_WHEN_LOCKED - 1:
-                    raise StoreUnavailableError(f"The run history at {self.uri} stayed locked by another process.") from exc
-                time.sleep(0.05 * 2**attempt)
-        raise AssertionError("unreachable")
+        # 0.05 s, 0.1 s, 0.2 s... between attempts
+        retrying = _retrying(_is_locked, _RETRIES_WHEN_LOCKED, tenacity.wait_exponential(multiplier=0.05))
+        try:
+            return self._write_with(retrying, work, args)
+        except sa.exc.OperationalError as exc:
+            if _is_locked(exc):
+                raise StoreUnavailableError(f"The run history at {self.uri} stayed locked by another process.") from exc
+            # disk full, I/O error: may pass
+            raise StoreUnavailableError(f"The run history at {self.uri} could not be written: {exc.orig}") from exc
 
     def _write_postgres(self, work, *args):
         """Run ``work(connection, *args)`` in a transaction, again from the start when it lost a race."""
-        for attempt in range(_RETRIES_ON_CONFLICT):
-            try:
-                with self._writing() as connection:
-                    return work(connection, *args)
-            except sa.exc.DBAPIError as exc:
-                state = getattr(exc.orig, "sqlstate", None)
-                if state not in _POSTGRES_RETRYABLE or attempt == _RETRIES_ON_CONFLICT - 1:
-                    # an OperationalError (disk full, canceled, shutting down) may pass; a refused value does not
-                    failure = StoreUnavailableError if isinstance(exc, sa.exc.OperationalError) else RunHistoryError
-                    raise failure(
-                        f"The run history at {redact_uri(self.uri)} could not be written: {first_line(exc.orig)}"
-                    ) from exc
-                time.sleep(0.01 * 2**attempt * (0.5 + secrets.randbelow(1000) / 1000))
-        raise AssertionError("unreachable")
+        try:
+            return self._write_with(_retrying(_lost_a_race, _RETRIES_ON_CONFLICT, _jittered_backoff), work, args)
+        except sa.exc.DBAPIError as exc:
+            # an OperationalError (disk full, canceled, shutting down) may pass; a refused value does not
+            failure = StoreUnavailableError if isinstance(exc, sa.exc.OperationalError) else RunHistoryError
+            raise failure(
+                f"The run history at {redact_uri(self.uri)} could not be written: {first_line(exc.orig)}"
+            ) from exc
+
+    def _write_with(self, retrying: tenacity.Retrying, work, args: tuple):
+        """``work(connection, *args)`` in a write transaction, run again as ``retrying`` says."""
+        for attempt in retrying:
+            with attempt, self._writing() as connection:
+                return work(connection, *args)
+        raise AssertionError("unreachable")  # tenacity re-raises the last failure
 
     # experiments
     def get_or_create_experiment(self, name: str) -> ExperimentRecord:
@@ -218,7 +244,7 @@ class SqlRunStore(RunStore):
             "code": "SupervisorLost",
         }
         try:
-            self._write(_fail_stale_run, record.id, error)
+            self._write(_fail_silent_run, record.id, error, _ALIVE, HEARTBEAT_TIMEOUT_S)
         except RunHistoryError:  # a read-only reader still reports the run as Failed
             return dataclasses.replace(record, status=RunStatus.FAILED, error=error, end_time=time.time())
         return self._require_run(record.id)
@@ -229,7 +255,7 @@ class SqlRunStore(RunStore):
             return record  # beating, or owned by this very process, which is alive since it reads
         if owners.owner_is_gone(record):
             error = owners.process_lost_error(record, silence)
-            status, work = RunStatus.FAILED, (_fail_lost_run, record.id, error)
+            status, work = RunStatus.FAILED, (_fail_silent_run, record.id, error, _OWNED_ALIVE, owners.OWNER_LOST_AFTER_S)
         elif silence > owners.OWNER_HEARTBEAT_TIMEOUT_S and record.status == RunStatus.RUNNING:
             error, status, work = record.error, RunStatus.NOT_RESPONDING, (_mark_not_responding, record.id)
         else:
@@ -244,6 +270,33 @@ class SqlRunStore(RunStore):
         return record if row is None else _run_record(row)
 
     def list_runs(self, run_filter: RunFilter) -> list[RunRecord]:
+        query = self._matching_runs(run_filter).order_by(
+            runs.c.created_time.desc(), runs.c.number.desc(), runs.c.id.desc()
+        )
+        if run_filter.limit is not None:
+            query = query.limit(run_filter.limit)
+        if run_filter.offset:
+            query = query.offset(run_filter.offset)
+        with self._reading() as connection:
+            records = [_run_record(row) for row in connection.execute(query)]
+        records = [self._expire_if_stale(record) for record in records]  # only the rows of this page
+        if run_filter.status is not None:  # a run that went stale since it was read is Failed now
+            records = [record for record in records if record.status == run_filter.status]
+        return records
+
+    def count_runs(self, run_filter: RunFilter) -> int:
+        query = self._matching_runs(run_filter).with_only_columns(sa.func.count(), maintain_column_froms=True)
+        with self._reading() as connection:
+            return connection.execute(query.order_by(None)).scalar_one()
+
+    def _matching_runs(self, run_filter: RunFilter) -> sa.Select:
+        """The query of the runs ``run_filter`` matches (without its order, limit and offset).
+
+        With a status, the open runs that match the rest of the filter are read and brought up
+        to date first (a Running run whose owner is gone reads as Failed), so that the status is
+        a condition in SQL and a page holds as many runs as it asks for.
+        """
+        _check_page(run_filter)
         query = _select_runs()
         if run_filter.experiment_id is not None:
             query = query.where(runs.c.experiment_id == run_filter.experiment_id)
@@ -253,22 +306,18 @@ class SqlRunStore(RunStore):
             query = query.where(runs.c.parent_id.is_(None))
         if run_filter.target is not None:
             query = query.where(runs.c.target == run_filter.target)
-        if run_filter.status in _MAY_READ_AS:  # a run stored as Running may read as NotResponding or Failed now
-            query = query.where(runs.c.status.in_(_MAY_READ_AS[run_filter.status]))
-        elif run_filter.status is not None:
-            query = query.where(runs.c.status == run_filter.status)
         for key, value in run_filter.tags.items():
             match = sa.select(tags.c.run_id).where(tags.c.key == key)
             if value is not None:
                 match = match.where(tags.c.value == value)
             query = query.where(runs.c.id.in_(match))
-        query = query.order_by(runs.c.experiment_id, runs.c.number.desc())
+        if run_filter.status is None:
+            return query
         with self._reading() as connection:
-            records = [_run_record(row) for row in connection.execute(query)]
-        records = [self._expire_if_stale(record) for record in records]
-        if run_filter.status is not None:  # a stale run read as Running is Failed (or NotResponding) now
-            records = [record for record in records if record.status == run_filter.status]
-        return records
+            open_runs = [_run_record(row) for row in connection.execute(query.where(runs.c.status.in_(_OPEN)))]
+        for record in open_runs:
+            self._expire_if_stale(record)
+        return query.where(runs.c.status == run_filter.status)
 
     def set_status(
         self,
@@ -542,11 +591,8 @@ def _silence(record: RunRecord, now: float) -> float | None:
 
 
 _OWNED_ALIVE = (RunStatus.RUNNING, RunStatus.NOT_RESPONDING)
-# The stored statuses a run that reads as this status may have (the rules apply when it is read).
-_MAY_READ_AS = {
-    RunStatus.NOT_RESPONDING: (RunStatus.RUNNING, RunStatus.NOT_RESPONDING),
-    RunStatus.FAILED: (RunStatus.FAILED, *_ALIVE, RunStatus.NOT_RESPONDING),
-}
+# The statuses of a run that may read otherwise once its liveness is checked.
+_OPEN = (*_ALIVE, RunStatus.NOT_RESPONDING)
 
 
 def _owner_silence(record: RunRecord, now: float) -> float | None:
@@ -556,15 +602,15 @@ def _owner_silence(record: RunRecord, now: float) -> float | None:
     return now - record.heartbeat_time
 
 
-def _fail_lost_run(connection: Connection, run_id: str, error: dict[str, Any]) -> None:
+def _fail_silent_run(
+    connection: Connection, run_id: str, error: dict[str, Any], alive: tuple[str, ...], silent_for: float
+) -> None:
+    """Mark the run Failed if it is still in one of the ``alive`` statuses and has not beaten for
+    ``silent_for`` seconds (it did not beat since we read it)."""
     now = time.time()
     connection.execute(
         sa.update(runs)
-        .where(
-            runs.c.id == run_id,
-            runs.c.status.in_(_OWNED_ALIVE),
-            runs.c.heartbeat_time < now - owners.OWNER_LOST_AFTER_S,  # it did not beat since we read it
-        )
+        .where(runs.c.id == run_id, runs.c.status.in_(alive), runs.c.heartbeat_time < now - silent_for)
         .values(
             status=RunStatus.FAILED,
             error=json.dumps(error),
@@ -584,24 +630,6 @@ def _mark_not_responding(connection: Connection, run_id: str) -> None:
             runs.c.heartbeat_time < now - owners.OWNER_HEARTBEAT_TIMEOUT_S,
         )
         .values(status=RunStatus.NOT_RESPONDING)
-    )
-
-
-def _fail_stale_run(connection: Connection, run_id: str, error: dict[str, Any]) -> None:
-    now = time.time()
-    connection.execute(
-        sa.update(runs)
-        .where(
-            runs.c.id == run_id,
-            runs.c.status.in_(_ALIVE),
-            runs.c.heartbeat_time < now - HEARTBEAT_TIMEOUT_S,  # it did not beat since we read it
-        )
-        .values(
-            status=RunStatus.FAILED,
-            error=json.dumps(error),
-            end_time=now,
-            start_time=sa.func.coalesce(runs.c.start_time, now),
-        )
     )
 
 
@@ -712,6 +740,13 @@ def _require_open_runs(connection: Connection, batches: list[MetricBatch]) -> No
 def _chunked(items: list[str]) -> Iterator[list[str]]:
     for at in range(0, len(items), _NAMES_PER_QUERY):
         yield items[at : at + _NAMES_PER_QUERY]
+
+
+def _check_page(run_filter: RunFilter) -> None:
+    """Refuse a limit or offset that is not a whole number >= 0."""
+    for name, value in (("limit", run_filter.limit), ("offset", run_filter.offset)):
+        if value is not None and not (_is_int64(value) and value >= 0):
+            raise RunHistoryError(f"The {name} of a run listing must be a whole number >= 0, not {value!r:.40}.")
 
 
 def _is_int64(value: Any) -> bool:

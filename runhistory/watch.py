@@ -1,4 +1,5 @@
-"""Watching a run: wait for its end, and stream its driver log while it grows."""
+"""Watching a run: wait for its end (``Run.wait_for_completion``), and stream its driver log
+(a job's stdout and stderr, in the run's files) while it grows."""
 
 from __future__ import annotations
 
@@ -8,13 +9,13 @@ import time
 from typing import TYPE_CHECKING, Any, TextIO
 
 from runhistory.core.errors import ArtifactNotFoundError, RunFailedError, WaitTimeoutError
-from runhistory.jobs.spec import DRIVER_LOG
-from runhistory.store.base import RunStatus
+from runhistory.core.status import RunStatus
 
 if TYPE_CHECKING:
     from runhistory.artifacts.base import ArtifactStore
     from runhistory.run import Run
 
+DRIVER_LOG = "system_logs/driver.log"  # a job's stdout and stderr, as its supervisor writes them
 POLL_INTERVAL_S = 0.25
 
 
@@ -48,7 +49,7 @@ def follow_log(run: "Run", out: TextIO, follow: bool = True, header: bool = Fals
 
     Returns the run's final (or, without ``follow``, current) status.
     """
-    reader = LogReader(run._backends.artifacts, run.id)
+    reader = LogReader(run.workspace.artifacts, run.id)
     while True:
         status = run.get_status()  # before reading: a terminal status means the log is whole
         _write(out, reader, header)
@@ -74,10 +75,10 @@ def wait_for_run(
     """Block until ``run`` ends (see ``Run.wait_for_completion``); returns its details."""
     deadline = None if timeout is None else time.monotonic() + timeout
     out = sys.stdout
-    reader = LogReader(run._backends.artifacts, run.id) if show_output else None
+    reader = LogReader(run.workspace.artifacts, run.id) if show_output else None
     if show_output:
         print(f"RunId: {run.id}", file=out)
-        print(f"Run: {run._record.experiment_name}:{run.number}\n", file=out, flush=True)
+        print(f"Run: {run.record.experiment_name}:{run.number}\n", file=out, flush=True)
     previous = None
     while True:
         status = run.get_status()
@@ -101,7 +102,7 @@ def wait_for_run(
 
 
 def _print_summary(out: TextIO, run: "Run", details: dict[str, Any]) -> None:
-    record = run._record
+    record = run.record
     lines = ["", "Execution Summary", "=================", f"RunId: {run.id}", f"Status: {record.status}"]
     if record.start_time is not None and record.end_time is not None:
         lines.append(f"Duration: {record.end_time - record.start_time:.1f} s")

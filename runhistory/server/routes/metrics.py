@@ -1,0 +1,76 @@
+"""Metrics: append packed batches of points, read series as packed binary, summaries as JSON."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Annotated, Optional
+
+from fastapi import APIRouter, Query, Request, Response
+from starlette.concurrency import run_in_threadpool
+
+from runhistory.core import errors
+from runhistory.protocol import wire
+from runhistory.protocol.routes import API_PREFIX, BATCH_ID_HEADER
+from runhistory.server.dependencies import Limits, Store, json_response, read_body, records_response
+from runhistory.server.models import MAX_ID, PointsOut
+from runhistory.store.base import MetricSummary
+
+router = APIRouter(prefix=API_PREFIX, tags=["metrics"])
+
+_BATCH_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+_BINARY_BODY = {"required": True, "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}
+
+
+@router.post(
+    "/metrics",
+    response_model=PointsOut,
+    openapi_extra={
+        "requestBody": _BINARY_BODY,
+        "parameters": [{"name": BATCH_ID_HEADER, "in": "header", "required": False, "schema": {"type": "string"}}],
+    },
+)
+async def append_metrics(request: Request, store: Store, limits: Limits) -> Response:
+    """Append a zlib-compressed batch of points (see ``runhistory.protocol.wire``); the batch id
+    header makes a retry of the same batch a no-op."""
+    batch_id = request.headers.get(BATCH_ID_HEADER)
+    if batch_id is not None and not _BATCH_ID.match(batch_id):
+        raise errors.RunHistoryError(f"{BATCH_ID_HEADER} must be 1 to 64 letters, digits or '_.:-'.")
+    body = await read_body(request, limits.max_request, "The metric batch")
+    batches = await run_in_threadpool(wire.decode_batches, body, limits.max_batch)
+    await run_in_threadpool(store.append_metrics, batches, batch_id)
+    return json_response({"points": sum(len(batch.values) for batch in batches)})
+
+
+def series_starts(start: int, starts: Optional[str]) -> int | dict[str, int]:
+    """Where to start reading: ``start`` for every series, or each series' own from ``starts`` (JSON)."""
+    if not starts:
+        return start
+    try:
+        start_of = {str(key): int(value) for key, value in json.loads(starts).items()}
+    except (ValueError, AttributeError, TypeError, RecursionError):
+        raise errors.RunHistoryError("starts must be a JSON object of series names to integers.") from None
+    if any(not 0 <= value <= MAX_ID for value in start_of.values()):
+        raise errors.RunHistoryError("starts must hold integers from 0 to 2**62.")
+    return start_of
+
+
+@router.get("/runs/{run_id}/metrics", responses={200: {"content": {wire.MEDIA_TYPE: {}}}})
+def get_metrics(
+    run_id: str,
+    store: Store,
+    name: Annotated[Optional[list[str]], Query()] = None,
+    start: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
+    starts: Annotated[Optional[str], Query(description="JSON object: the start of each series by name")] = None,
+) -> Response:
+    """Series as packed binary (see ``runhistory.protocol.wire.decode_series``)."""
+    start_of = series_starts(start, starts)
+    series = store.get_metrics(run_id, name, start_of)
+    first = {key: (start_of.get(key, 0) if isinstance(start_of, dict) else start_of) for key in series}
+    return Response(wire.encode_series(series, first), media_type=wire.MEDIA_TYPE)
+
+
+@router.get("/runs/{run_id}/metric-summaries", response_model=list[MetricSummary])
+def get_metric_summaries(run_id: str, store: Store) -> Response:
+    """Each series' kind, count and last value."""
+    return records_response(store.get_metric_summaries(run_id))
