@@ -4,7 +4,7 @@
     .venv/bin/python benchmarks/server.py --quick    # smaller sizes
 
 Both servers run on this machine on SQLite files, each as its own process:
-``runhistory server --store sqlite:///...`` and ``mlflow server --backend-store-uri sqlite:///...``
+``runhistory server --workspace sqlite:///...`` and ``mlflow server --backend-store-uri sqlite:///...``
 (MLflow from ``.bench/mlflow-venv``, created on first use). Measured:
 
 1. One client: runhistory via ``run.log`` x N then ``complete()`` (every point on the server);
@@ -211,7 +211,7 @@ def measure(root: Path, sizes: argparse.Namespace) -> dict:
     rh_url, mlflow_url = f"http://127.0.0.1:{rh_port}", f"http://127.0.0.1:{mlflow_port}"
     c.progress("starting runhistory server and mlflow server")
     rh_server = start_server(
-        [sys.executable, "-m", "runhistory.cli.main", "server", "--store", f"sqlite:///{root / 'rh.db'}",
+        [sys.executable, "-m", "runhistory.cli.main", "server", "--workspace", f"sqlite:///{root / 'rh.db'}",
          "--artifacts", str(root / "rh-artifacts"), "--port", str(rh_port)],
         f"{rh_url}/api/v1/health", root / "rh-server.log",
     )

@@ -53,6 +53,14 @@ from runhistory.store.base import (
 _Found = TypeVar("_Found")
 
 
+def _filter_body(run_filter: RunFilter) -> dict[str, Any]:
+    """A run filter as the JSON body of a listing (its page goes as query parameters)."""
+    body = dataclasses.asdict(run_filter)
+    body["tags"] = dict(run_filter.tags)
+    del body["limit"], body["offset"]
+    return body
+
+
 def _run(data: dict) -> RunRecord:
     return RunRecord(**data)
 
@@ -123,13 +131,14 @@ class RemoteRunStore(RunStore):
         return self._get_or_none("/runs/by-number", self._remember_answer, params=params)
 
     def list_runs(self, run_filter: RunFilter) -> list[RunRecord]:
-        body = dataclasses.asdict(run_filter)
-        body["tags"] = dict(run_filter.tags)
-        limit, offset = body.pop("limit"), body.pop("offset")  # the page goes as query parameters
-        params = {"limit": limit} if limit is not None else {}
-        if offset:
-            params["offset"] = offset
-        return [_run(item) for item in self.http.json("POST", "/runs/search", json=body, params=params)]
+        params = {"limit": run_filter.limit} if run_filter.limit is not None else {}
+        if run_filter.offset:
+            params["offset"] = run_filter.offset
+        answer = self.http.json("POST", "/runs/search", json=_filter_body(run_filter), params=params)
+        return [_run(item) for item in answer]
+
+    def count_runs(self, run_filter: RunFilter) -> int:
+        return int(self.http.json("POST", "/runs/count", json=_filter_body(run_filter))["count"])
 
     def _get_or_none(self, path: str, build: Callable[[Any], _Found], **options: Any) -> _Found | None:
         """What a GET of ``path`` answers, built; None when the server has no such thing (404)."""

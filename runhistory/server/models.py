@@ -120,6 +120,12 @@ class PointsOut(BaseModel):
     points: int
 
 
+class CountOut(BaseModel):
+    """How many records match."""
+
+    count: int
+
+
 class SizeOut(BaseModel):
     """A file's size in bytes (None: no such file)."""
 

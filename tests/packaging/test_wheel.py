@@ -222,7 +222,7 @@ def server(tmp_path: Path) -> Iterator[str]:
     folder.mkdir()
     log = open(folder / "server.log", "wb")
     process = subprocess.Popen(
-        [str(REPO / ".venv" / "bin" / "runhistory"), "server", "--store", f"sqlite:///{folder / 'server.db'}",
+        [str(REPO / ".venv" / "bin" / "runhistory"), "server", "--workspace", f"sqlite:///{folder / 'server.db'}",
          "--artifacts", str(folder / "artifacts"), "--host", "127.0.0.1", "--port", str(port)],
         env=python_env(RUNHISTORY_CONFIG_DIR=str(folder / "home")),
         stdout=log,
@@ -268,7 +268,7 @@ def test_the_sdk_logs_to_a_server(fresh: Venv, server: str, tmp_path: Path) -> N
 
 
 def test_the_server_without_its_extra_names_the_pip_install(fresh: Venv, tmp_path: Path) -> None:
-    done = _in_venv([str(fresh.runhistory), "server", "--store", str(tmp_path / "store")], tmp_path)
+    done = _in_venv([str(fresh.runhistory), "server", "--workspace", str(tmp_path / "store")], tmp_path)
     lines = [line for line in (done.stdout + done.stderr).splitlines() if line.strip()]
     assert done.returncode != 0
     assert len(lines) == 1 and "pip install 'runhistory[server]'" in lines[0], lines

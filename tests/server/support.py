@@ -59,7 +59,7 @@ class ServerProcess:
     def start(self, timeout: float = 30) -> "ServerProcess":
         log = open(self.folder / "server.log", "ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "runhistory.cli.main", "server", "--store", self.store_uri,
+            [sys.executable, "-m", "runhistory.cli.main", "server", "--workspace", self.store_uri,
              "--artifacts", str(self.artifacts), "--port", str(self.port), *self.args],
             env=python_env(**self.env),
             stdout=log,

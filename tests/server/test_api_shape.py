@@ -62,12 +62,15 @@ def test_a_request_without_a_token_is_unauthorized(store: RunStore, tmp_path: Pa
     assert api.get("/api/v1/health").status_code == 200
 
 
-def test_the_runs_listing_hands_its_page_to_the_store(api: TestClient, store: RunStore, monkeypatch: pytest.MonkeyPatch) -> None:
-    asked: list[RunFilter] = []
-    monkeypatch.setattr(store, "list_runs", lambda run_filter: asked.append(run_filter) or [])
-    assert api.post("/api/v1/runs/search?limit=50&offset=100", json={"experiment_id": 1}).json() == []
-    assert api.post("/api/v1/runs/search", json={}).status_code == 200
-    assert [(one.limit, one.offset, one.experiment_id) for one in asked] == [(50, 100, 1), (None, 0, None)]
+def test_the_runs_listing_answers_one_page_and_the_count(api: TestClient, store: RunStore) -> None:
+    experiment = store.get_or_create_experiment("paged")
+    made = [store.create_run(experiment.id).id for _ in range(5)]
+    newest_first = made[::-1]
+    page = api.post("/api/v1/runs/search?limit=2&offset=1", json={"experiment_id": experiment.id}).json()
+    assert [run["id"] for run in page] == newest_first[1:3]
+    everything = api.post("/api/v1/runs/search", json={"experiment_id": experiment.id}).json()
+    assert [run["id"] for run in everything] == newest_first
+    assert api.post("/api/v1/runs/count", json={"experiment_id": experiment.id}).json() == {"count": 5}
     for bad in ("limit=0", "limit=10001", "offset=-1"):
         assert_error(api.post(f"/api/v1/runs/search?{bad}", json={}), errors.InvalidRequestError)
 
@@ -105,3 +108,19 @@ def test_a_missing_server_extra_names_the_pip_command(tmp_path: Path, monkeypatc
     monkeypatch.setitem(sys.modules, "uvicorn", None)  # as if not installed
     result = CliRunner().invoke(cli, ["server", "--workspace", str(tmp_path)])
     assert result.exit_code == 1 and "pip install 'runhistory[server]'" in result.output, result.output
+
+
+def test_a_workspace_on_a_server_reads_one_page_of_runs_and_their_count(remote_ws) -> None:
+    from runhistory import Experiment
+
+    experiment = Experiment(remote_ws, "paged")
+    made = [experiment.start_logging() for _ in range(4)]
+    for run in made:
+        run.complete()
+    store = remote_ws.store
+    page = store.list_runs(RunFilter(experiment_id=experiment.id, limit=2, offset=1))
+    assert [record.id for record in page] == [run.id for run in made[::-1][1:3]]
+    assert store.count_runs(RunFilter(experiment_id=experiment.id, limit=1)) == 4
+    result = CliRunner().invoke(cli, ["runs", "list", "-w", remote_ws.tracking_uri, "-e", "paged", "-n", "2", "-o", "json"])
+    assert result.exit_code == 0, result.output
+    assert [row["id"] for row in json.loads(result.output)] == [run.id for run in made[::-1][:2]]

@@ -25,7 +25,7 @@ MiB = 1 << 20
 
 
 def _create_token(server: ServerProcess, name: str) -> str:
-    created = runhistory_cli("server", "token", "create", name, "--store", server.store_uri)
+    created = runhistory_cli("server", "token", "create", name, "--workspace", server.store_uri)
     assert created.returncode == 0, created.stderr
     return created.stdout.strip()
 
@@ -50,7 +50,7 @@ def test_revoking_the_last_token_keeps_the_server_closed_also_after_a_restart(tm
     server.start()
     try:
         assert httpx.get(f"{server.url}/api/v1/experiments", headers=_bearer(token)).status_code == 200
-        revoked = runhistory_cli("server", "token", "revoke", "only", "--store", server.store_uri)
+        revoked = runhistory_cli("server", "token", "revoke", "only", "--workspace", server.store_uri)
         assert revoked.returncode == 0, revoked.stderr
         _assert_closed(server, {}, _bearer(token), _bearer("rh_nope_nope"))
         server.stop()

@@ -20,7 +20,7 @@ def test_a_job_against_a_token_protected_server_uploads_over_http(
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
     (tmp_path / "tmp").mkdir()
     server = ServerProcess(tmp_path / "server")
-    created = runhistory_cli("server", "token", "create", "ci", "--store", server.store_uri)
+    created = runhistory_cli("server", "token", "create", "ci", "--workspace", server.store_uri)
     token = created.stdout.strip()
     server.start()
     try:

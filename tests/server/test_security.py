@@ -22,7 +22,7 @@ from tests.server.support import ServerProcess, free_port, runhistory_cli
 
 
 def _create_token(server: ServerProcess, name: str) -> str:
-    created = runhistory_cli("server", "token", "create", name, "--store", server.store_uri)
+    created = runhistory_cli("server", "token", "create", name, "--workspace", server.store_uri)
     assert created.returncode == 0, created.stderr
     return created.stdout.strip()
 
@@ -59,9 +59,9 @@ def test_tokens_no_token_wrong_token_and_revoked_token_get_401(tmp_path: Path) -
         assert bad_login.returncode != 0 and "401" in bad_login.stderr
         # tokens are stored hashed: the database never holds a token
         assert token.encode() not in (server.folder / "server.db").read_bytes()
-        listing = runhistory_cli("server", "token", "list", "--store", server.store_uri)
+        listing = runhistory_cli("server", "token", "list", "--workspace", server.store_uri)
         assert "alice" in listing.stdout and "bob" in listing.stdout and token not in listing.stdout
-        revoked = runhistory_cli("server", "token", "revoke", "alice", "--store", server.store_uri)
+        revoked = runhistory_cli("server", "token", "revoke", "alice", "--workspace", server.store_uri)
         assert revoked.returncode == 0, revoked.stderr
         assert httpx.get(f"{api}/experiments", headers={"Authorization": f"Bearer {token}"}).status_code == 401
         assert httpx.get(f"{api}/experiments", headers={"Authorization": f"Bearer {other}"}).status_code == 200
@@ -71,7 +71,7 @@ def test_tokens_no_token_wrong_token_and_revoked_token_get_401(tmp_path: Path) -
 
 def test_the_server_refuses_to_listen_beyond_loopback_without_tokens(tmp_path: Path) -> None:
     store = f"sqlite:///{tmp_path / 'server.db'}"
-    result = runhistory_cli("server", "--store", store, "--host", "0.0.0.0", "--port", str(free_port()), timeout=60)
+    result = runhistory_cli("server", "--workspace", store, "--host", "0.0.0.0", "--port", str(free_port()), timeout=60)
     assert result.returncode != 0
     assert "Refusing to listen on 0.0.0.0" in result.stderr and "token create" in result.stderr
 
@@ -80,7 +80,7 @@ def test_the_server_refuses_to_start_on_artifacts_it_cannot_use(tmp_path: Path, 
     store = f"sqlite:///{tmp_path / 'server.db'}"
 
     def start(artifacts: str, **env: str) -> str:
-        result = runhistory_cli("server", "--store", store, "--artifacts", artifacts, "--port", "0", env=env, timeout=60)
+        result = runhistory_cli("server", "--workspace", store, "--artifacts", artifacts, "--port", "0", env=env, timeout=60)
         assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
         return result.stderr
 

@@ -32,7 +32,7 @@ SCALAR_TAGS = ("accuracy/test", "accuracy/train", "loss/test", "loss/train")
 
 @pytest.fixture
 def team_server(tmp_path: Path, postgres_server: PostgresServer, s3_uri: str, s3_env: S3Server) -> Iterator[ServerProcess]:
-    """``runhistory server --store postgresql://... --artifacts s3://...`` on a database it migrates itself."""
+    """``runhistory server --workspace postgresql://... --artifacts s3://...`` on a database it migrates itself."""
     server = ServerProcess(
         tmp_path / "team-server", store_uri=postgres_server.create_database(migrated=False), artifacts=s3_uri, **s3_env.env()
     )

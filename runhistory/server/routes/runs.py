@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Response
 from runhistory.core import errors
 from runhistory.protocol.routes import API_PREFIX
 from runhistory.server.dependencies import Store, found_response, json_response, records_response
-from runhistory.server.models import MAX_ID, MAX_RUNS_PAGE, EmptyOut, Properties, RunFilterIn, RunIn, StatusIn, Tags
+from runhistory.server.models import MAX_ID, MAX_RUNS_PAGE, CountOut, EmptyOut, Properties, RunFilterIn, RunIn, StatusIn, Tags
 from runhistory.store.base import RunFilter, RunOwner, RunRecord, RunStatus
 
 router = APIRouter(prefix=f"{API_PREFIX}/runs", tags=["runs"])
@@ -39,6 +39,12 @@ def list_runs(
 ) -> Response:
     """The runs that pass the filter, one page of them when ``limit`` is given."""
     return records_response(store.list_runs(RunFilter(**body.model_dump(), limit=limit, offset=offset)))
+
+
+@router.post("/count", response_model=CountOut)
+def count_runs(body: RunFilterIn, store: Store) -> Response:
+    """How many runs pass the filter (what a paged listing shows as its total)."""
+    return json_response({"count": store.count_runs(RunFilter(**body.model_dump()))})
 
 
 @router.get("/by-number", response_model=RunRecord)
