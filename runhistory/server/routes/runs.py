@@ -6,11 +6,10 @@ from typing import Annotated, Optional
 
 from fastapi import APIRouter, Query, Response
 
-from runhistory.core import errors
 from runhistory.protocol.routes import API_PREFIX
 from runhistory.server.dependencies import Store, found_response, json_response, records_response
 from runhistory.server.models import MAX_ID, MAX_RUNS_PAGE, CountOut, EmptyOut, Properties, RunFilterIn, RunIn, StatusIn, Tags
-from runhistory.store.base import RunFilter, RunOwner, RunRecord, RunStatus
+from runhistory.store.base import RunFilter, RunOwner, RunRecord
 
 router = APIRouter(prefix=f"{API_PREFIX}/runs", tags=["runs"])
 
@@ -66,8 +65,6 @@ def get_run(run_id: str, store: Store) -> Response:
 @router.post("/{run_id}/status", response_model=RunRecord)
 def set_status(run_id: str, body: StatusIn, store: Store) -> Response:
     """Change a run's status (a terminal one only when ``only_if_not_terminal`` is false)."""
-    if body.status not in RunStatus.ALL:
-        raise errors.InvalidNameError(f"Unknown status {body.status!r}; one of {', '.join(RunStatus.ALL)}.")
     changed = store.set_status(run_id, body.status, error=body.error, only_if_not_terminal=body.only_if_not_terminal, at=body.at)
     return json_response(changed)
 

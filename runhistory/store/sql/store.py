@@ -743,10 +743,10 @@ def _chunked(items: list[str]) -> Iterator[list[str]]:
 
 
 def _check_page(run_filter: RunFilter) -> None:
-    """Refuse a limit or offset that is not a whole number >= 0."""
+    """Refuse a limit or offset that is not a whole number from 0 to 2**63 - 1 (what SQL takes)."""
     for name, value in (("limit", run_filter.limit), ("offset", run_filter.offset)):
         if value is not None and not (_is_int64(value) and value >= 0):
-            raise RunHistoryError(f"The {name} of a run listing must be a whole number >= 0, not {value!r:.40}.")
+            raise RunHistoryError(f"The {name} of a run listing must be a whole number from 0 to {validation.INT64_MAX}, not {value!r:.40}.")
 
 
 def _is_int64(value: Any) -> bool:
