@@ -88,6 +88,9 @@ COMPLETE_TIMEOUT = Setting(
     "RUNHISTORY_COMPLETE_TIMEOUT", "30", "Seconds ending a run waits for its spooled points to reach the server.", True
 )
 FLUSH_INTERVAL = Setting("RUNHISTORY_FLUSH_INTERVAL", "0.5", "Seconds between background flushes of logged metrics.", True)
+BUFFER_LIMIT_MB = Setting(
+    "RUNHISTORY_BUFFER_LIMIT_MB", "256", "MB of logged points a process keeps in memory; past it they wait in a local spill file.", True
+)
 SNAPSHOT_LIMIT_MB = Setting("RUNHISTORY_SNAPSHOT_LIMIT_MB", "300", "The largest source folder a job may snapshot, in MB.", True)
 S3_ENDPOINT_URL = Setting(
     "RUNHISTORY_S3_ENDPOINT_URL", "", "The S3 endpoint of s3:// artifact stores (else $AWS_ENDPOINT_URL_S3, "

@@ -289,6 +289,23 @@ class RunStore(abc.ABC):
     def get_metric_summaries(self, run_id: str) -> list[MetricSummary]:
         """Kind, count and last value of each series of a run, by name."""
 
+    def get_metrics_of_runs(
+        self, run_ids: Sequence[str], *, names: Sequence[str] | None = None
+    ) -> dict[str, dict[str, MetricSeries]]:
+        """``{run_id: {name: series}}`` for many runs at once (a run that does not exist is left
+        out); stores override it to read them in a few queries rather than one per run."""
+        found: dict[str, dict[str, MetricSeries]] = {}
+        for run_id in dict.fromkeys(run_ids):
+            if self.run_exists(run_id):
+                found[run_id] = self.get_metrics(run_id, names)
+        return found
+
+    def compact_metrics(self, run_id: str | None = None) -> int:
+        """Merge the small stored pieces of a run's series (of every run when None) into few
+        large ones; returns how many pieces were merged away. Stores that keep series whole
+        have nothing to do."""
+        return 0
+
     # tokens
     def tokens(self) -> TokenStore:
         """The API tokens kept with this run history, for a team server; a store that keeps none raises."""
