@@ -6,6 +6,8 @@ import dataclasses
 import json
 from typing import Iterable
 
+import numpy as np
+
 from runhistory.store.base import MetricBatch
 
 MAX_POINTS_PER_REQUEST = 1_000_000
@@ -51,6 +53,8 @@ def _slice(batch: MetricBatch, at: int, take: int) -> MetricBatch:
 def _json_point_sizes(batch: MetricBatch) -> list[int] | None:
     """An upper bound of each point's size on the wire when its values go as JSON; None for numbers."""
     values = batch.values
+    if isinstance(values, np.ndarray) and values.dtype.kind in "if":  # a buffer's packed numbers
+        return None
     if set(map(type, values)) <= {int, float}:
         return None
     # ``json.dumps`` escapes every non-ASCII character: at most 12 bytes per character (a surrogate pair)

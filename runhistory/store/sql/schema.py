@@ -22,7 +22,7 @@ from sqlalchemy import (
 
 # The newest migration's revision. Checked against Alembic by the tests; kept here so that
 # opening an up-to-date workspace never imports Alembic (it costs ~0.15 s per process).
-SCHEMA_REVISION = "0006"
+SCHEMA_REVISION = "0007"
 
 metadata = MetaData()
 
@@ -113,6 +113,25 @@ metric_chunks = Table(
     Column("vals", LargeBinary, nullable=False),
     Column("times", LargeBinary, nullable=False),
     Index("ix_metric_chunks_metric_first", "metric_id", "first_index"),
+)
+
+# The recent flushes of a run, one row each, not yet compacted into per-series chunks (see
+# frames.py): a flush of many series is one row here instead of one row per series.
+metric_frames = Table(
+    "metric_frames",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", String(512), ForeignKey("runs.id"), nullable=False),
+    Column("created_time", Float, nullable=False),
+    Column("metric_ids", LargeBinary, nullable=False),  # int64 per piece (one piece: one series' points)
+    Column("first_indexes", LargeBinary, nullable=False),  # int64 per piece
+    Column("counts", LargeBinary, nullable=False),  # int64 per piece
+    Column("encodings", LargeBinary, nullable=False),  # uint8 per piece: 0 float64, 1 int64, 2 JSON
+    Column("cells", LargeBinary, nullable=False),  # 8 bytes per point of a numeric piece
+    Column("json_values", LargeBinary, nullable=True),  # a JSON list of the JSON pieces' value lists
+    Column("steps", LargeBinary, nullable=True),  # int64 per point; NULL: each step is the point's index
+    Column("times", LargeBinary, nullable=False),  # float64 per point
+    Index("ix_metric_frames_run", "run_id", "id"),
 )
 
 # Ids of metric batches already applied: a batch sent again (a client retrying after a lost

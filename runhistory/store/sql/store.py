@@ -46,7 +46,10 @@ from runhistory.store.base import (
     RunStatus,
     RunStore,
 )
+from runhistory.store.sql import compaction
+from runhistory.store.sql.appends import SeriesCache, StaleSeriesCounts, append_batches, append_batches_once
 from runhistory.store.sql.engine import unavailable_as_error
+from runhistory.store.sql.series_reads import read_series, series_rows
 from runhistory.store.sql.tokens import SqlTokenStore
 from runhistory.store.sql.schema import (
     applied_batches,
@@ -104,6 +107,8 @@ class SqlRunStore(RunStore):
         self.uri = uri
         self._postgres = engine.dialect.name == "postgresql"
         self._next_prune = 0.0  # monotonic time of the next pruning of old batch ids
+        self._series_cache = SeriesCache()  # ids and counts of the series this store appended to
+        self._checked_series: set = set()  # (run_id, name, kind, description) already validated
 
     def run_exists(self, run_id: str) -> bool:
         with self._reading() as connection:
@@ -116,6 +121,16 @@ class SqlRunStore(RunStore):
     @contextmanager
     def _reading(self) -> Iterator[Connection]:
         with unavailable_as_error(self.uri), self._engine.connect() as connection:
+            with connection.begin():
+                yield connection
+
+    @contextmanager
+    def _reading_snapshot(self) -> Iterator[Connection]:
+        """A read transaction whose statements all see one snapshot (PostgreSQL: REPEATABLE READ;
+        SQLite's read transactions always do)."""
+        with unavailable_as_error(self.uri), self._engine.connect() as connection:
+            if self._postgres:
+                connection = connection.execution_options(isolation_level="REPEATABLE READ")
             with connection.begin():
                 yield connection
 
@@ -334,6 +349,9 @@ class SqlRunStore(RunStore):
             at = validation.validate_wall_time(at, f"time of the status change of run {run_id}")
         self._require_run(run_id)
         self._write(_update_status, run_id, status, error, only_if_not_terminal, at)
+        if status in RunStatus.TERMINAL:  # a finished run reads like one logged in a burst
+            self._compact_run(run_id, full=True)
+            self._series_cache.forget_runs([run_id])
         return self._require_run(run_id)
 
     def _require_run(self, run_id: str) -> RunRecord:
@@ -394,16 +412,62 @@ class SqlRunStore(RunStore):
 
     # metrics
     def append_metrics(self, batches: Iterable[MetricBatch], batch_id: str | None = None) -> None:
-        """Append checked batches (see :func:`runhistory.core.batch_check.check_metric_batch`) to runs
-        that exist and have not ended, atomically: one refused batch refuses the whole call."""
+        """Append checked batches (see :func:`runhistory.store.batch_check.check_metric_batches`) to runs
+        that exist and have not ended, atomically: one refused batch refuses the whole call. A run
+        that has gathered enough flushes has them compacted next (see :mod:`.compaction`)."""
         if batch_id is not None and (not isinstance(batch_id, str) or not 0 < len(batch_id) <= 64):
             raise MetricValueError(f"A metric batch id must be 1 to 64 characters, got {batch_id!r:.80}.")
-        batches = [batch for batch in map(batch_check.check_metric_batch, batches) if len(batch.values)]
+        batches = [batch for batch in batch_check.check_metric_batches(batches, self._checked_series) if len(batch.values)]
+        if batch_id is None and not batches:
+            return
+        frames = self._append(batches, batch_id)
         if batch_id is not None:
-            self._write(_append_batches_once, batches, batch_id)
             self._prune_batch_ids_now_and_then()
-        elif batches:
-            self._write(_append_batches, batches)
+        for run_id, count in frames.items():
+            if count >= compaction.FRAMES_PER_FOLD:
+                self._compact_run(run_id, full=False)
+
+    def _append(self, batches: list[MetricBatch], batch_id: str | None) -> dict[str, int]:
+        """Write the batches with the remembered series counts; again, reading them, if one was stale."""
+        for trust_cache in (True, False):
+            try:
+                if batch_id is not None:
+                    return self._write(append_batches_once, batches, batch_id, self._series_cache, trust_cache)
+                return self._write(append_batches, batches, self._series_cache, trust_cache)
+            except StaleSeriesCounts:
+                self._series_cache.forget_runs({batch.run_id for batch in batches})
+        raise AssertionError("unreachable: counts read under lock are never stale")
+
+    def compact_metrics(self, run_id: str | None = None) -> int:
+        """Fold the frames and merge the chunks of a run's series (of every run with frames
+        when None) as far as they go; returns how many pieces were merged away."""
+        if run_id is not None:
+            return self._compact_run(validation.validate_run_id(run_id), full=True)
+        with self._reading() as connection:
+            run_ids = compaction.runs_with_frames(connection)
+        return sum(self._compact_run(one, full=True) for one in run_ids)
+
+    def _compact_run(self, run_id: str, *, full: bool) -> int:
+        """Fold the run's frames (all of them when ``full``) and merge the chunks of the series they
+        touched as the tiers say (every series' chunks as far as they go when ``full``). Best effort:
+        a compaction that another one overtook, or a database that is busy, leaves it for later."""
+        merged, touched = 0, set()
+        try:
+            while True:
+                folded, away = self._write(compaction.fold_frames, run_id)
+                merged += away
+                touched.update(folded)
+                if not folded or not full:
+                    break
+            if full:
+                with self._reading() as connection:
+                    touched = set(compaction.series_of_run(connection, run_id))
+            ids = sorted(touched)
+            for at in range(0, len(ids), compaction.SERIES_PER_TRANSACTION):
+                merged += self._write(compaction.merge_chunks, ids[at : at + compaction.SERIES_PER_TRANSACTION], full)
+        except (compaction.CompactedMeanwhile, StoreUnavailableError):
+            pass
+        return merged
 
     def _prune_batch_ids_now_and_then(self) -> None:
         if time.monotonic() < self._next_prune:
@@ -418,14 +482,24 @@ class SqlRunStore(RunStore):
     def get_metrics(
         self, run_id: str, names: Sequence[str] | None = None, start: int | Mapping[str, int] = 0
     ) -> dict[str, MetricSeries]:
-        series_query = sa.select(metrics).where(metrics.c.run_id == run_id).order_by(metrics.c.name)
-        if names is not None:
-            series_query = series_query.where(metrics.c.name.in_(list(names)))
-        with self._reading() as connection:
-            series_rows = connection.execute(series_query).all()
-            starts = {row.name: _start_of(row.name, start) for row in series_rows}
-            chunks = _chunks_by_metric(connection, [row.id for row in series_rows], min(starts.values(), default=0))
-        return {row.name: _series(row, chunks.get(row.id, []), starts[row.name]) for row in series_rows}
+        with self._reading_snapshot() as connection:
+            rows = series_rows(connection, [run_id], names)
+            starts = {row.id: _start_of(row.name, start) for row in rows}
+            series = read_series(connection, rows, starts, names)
+        return {row.name: series[row.id] for row in rows}
+
+    def get_metrics_of_runs(
+        self, run_ids: Sequence[str], *, names: Sequence[str] | None = None
+    ) -> dict[str, dict[str, MetricSeries]]:
+        wanted = [run_id for run_id in dict.fromkeys(run_ids) if validation.is_storable_text(run_id)]
+        with self._reading_snapshot() as connection:
+            existing = _existing_runs(connection, wanted)
+            rows = series_rows(connection, existing, names)
+            series = read_series(connection, rows, {}, names)
+        found: dict[str, dict[str, MetricSeries]] = {run_id: {} for run_id in existing}
+        for row in rows:
+            found[row.run_id][row.name] = series[row.id]
+        return found
 
     def get_metric_summaries(self, run_id: str) -> list[MetricSummary]:
         query = sa.select(metrics).where(metrics.c.run_id == run_id).order_by(metrics.c.name)
@@ -712,34 +786,19 @@ def _insert_properties(connection: Connection, run_id: str, items: Mapping[str, 
         connection.execute(sa.insert(properties), new)
 
 
-def _require_open_runs(connection: Connection, batches: list[MetricBatch]) -> None:
-    """Refuse points for a run that does not exist, or that were logged after their run ended
-    (whatever handle logged them). Points logged before the end and arriving later (a spool
-    replayed once the server is back, a run ended by a reader who found its process gone)
-    are kept: their wall times say when they were logged."""
-    ended: dict[str, tuple[str, float | None]] = {}
+def _existing_runs(connection: Connection, run_ids: list[str]) -> list[str]:
     found: set[str] = set()
-    for chunk in _chunked(sorted({batch.run_id for batch in batches})):
-        query = sa.select(runs.c.id, runs.c.status, runs.c.end_time).where(runs.c.id.in_(chunk))
-        for row in connection.execute(query):
-            found.add(row.id)
-            if row.status in RunStatus.TERMINAL:
-                ended[row.id] = (row.status, row.end_time)
-    for batch in batches:
-        if batch.run_id not in found:
-            raise NotFoundError(f"No run with id {batch.run_id!r}: its metrics cannot be stored.")
-        if batch.run_id in ended:
-            status, end_time = ended[batch.run_id]
-            if end_time is None or float(np.max(batch.times)) > end_time:
-                raise RunFinishedError(
-                    f"Run {batch.run_id} has ended ({status}); it takes no metrics logged after that: "
-                    f"log them into a new run."
-                )
+    for at in range(0, len(run_ids), 500):
+        found.update(connection.execute(sa.select(runs.c.id).where(runs.c.id.in_(run_ids[at : at + 500]))).scalars())
+    return [run_id for run_id in run_ids if run_id in found]
 
 
-def _chunked(items: list[str]) -> Iterator[list[str]]:
-    for at in range(0, len(items), _NAMES_PER_QUERY):
-        yield items[at : at + _NAMES_PER_QUERY]
+def _delete_batch_ids(connection: Connection, applied_before: float) -> int:
+    return connection.execute(sa.delete(applied_batches).where(applied_batches.c.applied_time < applied_before)).rowcount
+
+
+def _start_of(name: str, start: int | Mapping[str, int]) -> int:
+    return start.get(name, 0) if isinstance(start, Mapping) else start
 
 
 def _check_page(run_filter: RunFilter) -> None:
@@ -751,104 +810,6 @@ def _check_page(run_filter: RunFilter) -> None:
 
 def _is_int64(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and validation.INT64_MIN <= value <= validation.INT64_MAX
-
-
-def _append_batches(connection: Connection, batches: list[MetricBatch]) -> None:
-    """Append each batch to its series: a constant number of statements however many series."""
-    _require_open_runs(connection, batches)
-    series = _open_series(connection, batches)
-    chunk_rows, updates = [], {}
-    for batch in batches:
-        metric_id, first_index = series[(batch.run_id, batch.name)]
-        steps = codec.resolve_steps(batch.steps, first_index)
-        encoding, vals = codec.encode_values(batch.values)
-        chunk_rows.append(
-            {
-                "metric_id": metric_id,
-                "first_index": first_index,
-                "count": len(batch.values),
-                "encoding": encoding,
-                "steps": codec.encode_steps(steps, first_index),
-                "vals": vals,
-                "times": codec.encode_times(batch.times),
-            }
-        )
-        series[(batch.run_id, batch.name)] = (metric_id, first_index + len(batch.values))
-        updates[metric_id] = {
-            "b_id": metric_id,
-            "b_count": first_index + len(batch.values),
-            "b_last": codec.encode_json_value(batch.values[-1]),
-        }
-    # executemany: multi-row INSERT ... VALUES (SQLAlchemy's insertmanyvalues) and a pipelined UPDATE.
-    connection.execute(sa.insert(metric_chunks), chunk_rows)
-    connection.execute(
-        sa.update(metrics)
-        .where(metrics.c.id == sa.bindparam("b_id"))
-        .values(count=sa.bindparam("b_count"), last_value=sa.bindparam("b_last")),
-        list(updates.values()),
-    )
-
-
-def _append_batches_once(connection: Connection, batches: list[MetricBatch], batch_id: str) -> None:
-    """Append the batches unless a batch with this id was applied before (in the same transaction)."""
-    seen = connection.execute(sa.select(applied_batches.c.id).where(applied_batches.c.id == batch_id)).first()
-    if seen is not None:
-        return
-    connection.execute(sa.insert(applied_batches).values(id=batch_id, applied_time=time.time()))
-    if batches:
-        _append_batches(connection, batches)
-
-
-def _delete_batch_ids(connection: Connection, applied_before: float) -> int:
-    return connection.execute(sa.delete(applied_batches).where(applied_batches.c.applied_time < applied_before)).rowcount
-
-
-_NAMES_PER_QUERY = 500
-
-
-def _open_series(connection: Connection, batches: list[MetricBatch]) -> dict[tuple[str, str], tuple[int, int]]:
-    """Each batch's series as ``{(run_id, name): (id, current length)}``, creating the new ones.
-
-    The rows are read ``FOR UPDATE`` (in id order, so that writers never wait on each other in
-    a circle): on PostgreSQL two writers appending to one series take turns, each seeing the
-    other's count. A series created concurrently elsewhere is a unique violation; the store
-    then runs the whole transaction again and finds it.
-    """
-    wanted: dict[str, dict[str, MetricBatch]] = {}
-    for batch in batches:
-        wanted.setdefault(batch.run_id, {}).setdefault(batch.name, batch)
-    found: dict[tuple[str, str], tuple[int, int]] = {}
-
-    def read(run_id: str, names: list[str]) -> None:
-        for at in range(0, len(names), _NAMES_PER_QUERY):
-            query = (
-                sa.select(metrics.c.id, metrics.c.name, metrics.c.count, metrics.c.kind)
-                .where(metrics.c.run_id == run_id, metrics.c.name.in_(names[at : at + _NAMES_PER_QUERY]))
-                .order_by(metrics.c.id)
-                .with_for_update()
-            )
-            for row in connection.execute(query):
-                logged_as = wanted[run_id][row.name].kind
-                if row.kind != logged_as:
-                    raise MetricValueError(
-                        f"Metric {row.name!r} of run {run_id} is a {row.kind} metric; it cannot also take "
-                        f"{logged_as} points. Use another name."
-                    )
-                found[(run_id, row.name)] = (row.id, row.count)
-
-    for run_id in sorted(wanted):
-        read(run_id, sorted(wanted[run_id]))
-        new = [batch for name, batch in wanted[run_id].items() if (run_id, name) not in found]
-        if new:
-            connection.execute(
-                sa.insert(metrics),
-                [
-                    {"run_id": run_id, "name": b.name, "kind": b.kind, "description": b.description, "count": 0}
-                    for b in new
-                ],
-            )
-            read(run_id, sorted(b.name for b in new))
-    return found
 
 
 # --- reads ---
@@ -885,42 +846,3 @@ def _run_record(row) -> RunRecord:
 
 def _compute_target_record(row) -> ComputeTargetRecord:
     return ComputeTargetRecord(name=row.name, kind=row.kind, config=json.loads(row.config), created_time=row.created_time)
-
-
-def _chunks_by_metric(connection: Connection, metric_ids: list[int], start: int) -> dict[int, list]:
-    if not metric_ids:
-        return {}
-    query = (
-        sa.select(metric_chunks)
-        .where(
-            metric_chunks.c.metric_id.in_(metric_ids),
-            metric_chunks.c.first_index + metric_chunks.c.count > start,
-        )
-        .order_by(metric_chunks.c.metric_id, metric_chunks.c.first_index)
-    )
-    grouped: dict[int, list] = {}
-    for chunk in connection.execute(query):
-        grouped.setdefault(chunk.metric_id, []).append(chunk)
-    return grouped
-
-
-def _start_of(name: str, start: int | Mapping[str, int]) -> int:
-    return start.get(name, 0) if isinstance(start, Mapping) else start
-
-
-def _series(row, chunks: list, start: int) -> MetricSeries:
-    steps, values, times = [], [], []
-    for chunk in chunks:
-        skip = max(0, start - chunk.first_index)
-        steps.append(codec.decode_steps(chunk.steps, chunk.first_index, chunk.count)[skip:])
-        values.extend(codec.decode_values(chunk.encoding, chunk.vals)[skip:])
-        times.append(codec.decode_times(chunk.times)[skip:])
-    empty_int, empty_float = np.empty(0, np.int64), np.empty(0, np.float64)
-    return MetricSeries(
-        name=row.name,
-        kind=row.kind,
-        steps=np.concatenate(steps) if steps else empty_int,
-        values=values,
-        times=np.concatenate(times) if times else empty_float,
-        description=row.description,
-    )

@@ -1,0 +1,257 @@
+"""Appending metric points: a flush of many series in a constant number of statements.
+
+One call appends checked batches in one transaction: one query for the runs' statuses, one
+``executemany`` that moves each series' count and last value on (the ``metrics`` rows that
+summaries read), and one ``metric_frames`` row per run holding every point (see
+:mod:`runhistory.store.sql.frames`).
+
+The store remembers each series' id and count (:class:`SeriesCache`), so a flush reads no
+series row. The counts it sends are checked by the UPDATE itself (``WHERE count = old``):
+when another process appended to one of the series meanwhile, fewer rows match, the
+transaction is run again with the cache dropped, and the series rows are read ``FOR UPDATE``
+(on PostgreSQL two writers of one series then take turns, each seeing the other's count).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import defaultdict
+from typing import Iterator
+
+import numpy as np
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from runhistory.core.errors import MetricValueError, NotFoundError, RunFinishedError
+from runhistory.core.status import RunStatus
+from runhistory.store import codec
+from runhistory.store.base import MetricBatch
+from runhistory.store.sql.frames import FrameBuilder
+from runhistory.store.sql.schema import applied_batches, metric_frames, metrics, runs
+
+NAMES_PER_QUERY = 500
+_CACHE_LIMIT = 1_000_000  # series remembered per store, at most (then it starts afresh)
+
+
+class StaleSeriesCounts(Exception):
+    """A remembered series count was out of date (another process appended): run the write again."""
+
+
+class SeriesCache:
+    """``{(run_id, name): [metric_id, kind, count]}`` of series this store wrote or read."""
+
+    def __init__(self) -> None:
+        self._series: dict[tuple[str, str], list] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[str, str]) -> list | None:
+        return self._series.get(key)
+
+    def remember(self, entries: dict[tuple[str, str], list]) -> None:
+        with self._lock:
+            if len(self._series) + len(entries) > _CACHE_LIMIT:
+                self._series.clear()
+            self._series.update(entries)
+
+    def forget_runs(self, run_ids) -> None:
+        run_ids = set(run_ids)
+        with self._lock:
+            for key in [key for key in self._series if key[0] in run_ids]:
+                del self._series[key]
+
+
+def append_batches(
+    connection: Connection, batches: list[MetricBatch], cache: SeriesCache, trust_cache: bool
+) -> dict[str, int]:
+    """Append each batch to its series; returns ``{run_id: frames the run has now}``.
+
+    With ``trust_cache`` the remembered counts are used (and checked); without, every series
+    row is read under lock. Raises :class:`StaleSeriesCounts` when a remembered count was wrong.
+    """
+    require_open_runs(connection, batches)
+    series = _series_of(connection, batches, cache if trust_cache else None)
+    frames: dict[str, FrameBuilder] = {}
+    updates: dict[int, list] = {}  # metric_id -> [new count, old count, last value]
+    for batch in batches:
+        entry = series[(batch.run_id, batch.name)]
+        metric_id, first_index = entry[0], entry[2]
+        frame = frames.get(batch.run_id)
+        if frame is None:
+            frame = frames[batch.run_id] = FrameBuilder(batch.run_id)
+        frame.add(metric_id, first_index, batch.values, batch.steps, batch.times)
+        entry[2] = first_index + len(batch.times)
+        update = updates.get(metric_id)
+        if update is None:
+            updates[metric_id] = [entry[2], first_index, batch.values[-1]]
+        else:
+            update[0], update[2] = entry[2], batch.values[-1]
+    _move_counts_on(connection, updates)
+    connection.execute(sa.insert(metric_frames), [frame.row() for frame in frames.values()])
+    cache.remember(series)
+    return frames_per_run(connection, list(frames))
+
+
+def append_batches_once(
+    connection: Connection, batches: list[MetricBatch], batch_id: str, cache: SeriesCache, trust_cache: bool
+) -> dict[str, int]:
+    """:func:`append_batches` unless a batch with this id was applied before (in the same transaction)."""
+    seen = connection.execute(sa.select(applied_batches.c.id).where(applied_batches.c.id == batch_id)).first()
+    if seen is not None:
+        return {}
+    connection.execute(sa.insert(applied_batches).values(id=batch_id, applied_time=time.time()))
+    return append_batches(connection, batches, cache, trust_cache) if batches else {}
+
+
+def frames_per_run(connection: Connection, run_ids: list[str]) -> dict[str, int]:
+    """How many frames (flushes not yet compacted) each run has."""
+    query = (
+        sa.select(metric_frames.c.run_id, sa.func.count())
+        .where(metric_frames.c.run_id.in_(run_ids))
+        .group_by(metric_frames.c.run_id)
+    )
+    return {run_id: count for run_id, count in connection.execute(query)}
+
+
+def _move_counts_on(connection: Connection, updates: dict[int, list]) -> None:
+    """Set each series' count and last value, checking that its count is still what was read.
+
+    One statement for all series, its rows passed as one JSON array (SQLite) or four arrays
+    (PostgreSQL): an ``executemany`` of a thousand rows costs several times more.
+    """
+    lasts = _json_texts([update[2] for update in updates.values()])
+    if connection.dialect.name == "postgresql":
+        ids = list(updates)
+        result = connection.exec_driver_sql(
+            _POSTGRES_MOVE_COUNTS,
+            ([updates[i][0] for i in ids], lasts, ids, [updates[i][1] for i in ids]),
+        )
+    else:
+        rows = [[metric_id, update[0], last, update[1]] for (metric_id, update), last in zip(updates.items(), lasts)]
+        result = connection.exec_driver_sql(_SQLITE_MOVE_COUNTS, (json.dumps(rows),))
+    if result.rowcount != len(updates):
+        raise StaleSeriesCounts()
+
+
+_SQLITE_MOVE_COUNTS = (
+    "UPDATE metrics SET count = u.value ->> 1, last_value = u.value ->> 2 FROM json_each(?) AS u "
+    "WHERE metrics.id = u.value ->> 0 AND metrics.count = u.value ->> 3"
+)
+_POSTGRES_MOVE_COUNTS = (
+    "UPDATE metrics SET count = u.new, last_value = u.last "
+    "FROM unnest(%s::bigint[], %s::text[], %s::bigint[], %s::bigint[]) AS u(new, last, id, old) "
+    "WHERE metrics.id = u.id AND metrics.count = u.old"
+)
+
+
+def _json_texts(values: list) -> list[str]:
+    """Each value as JSON text (NaN and infinities included); plain numbers all at once."""
+    if all(type(value) in _NUMBER_TYPES for value in values):
+        text = json.dumps([value.item() for value in values], allow_nan=True)[1:-1]
+        return text.split(", ") if values else []
+    return [codec.encode_json_value(value) for value in values]
+
+
+_NUMBER_TYPES = (np.float64, np.int64)
+
+
+def require_open_runs(connection: Connection, batches: list[MetricBatch]) -> None:
+    """Refuse points for a run that does not exist, or that were logged after their run ended
+    (whatever handle logged them). Points logged before the end and arriving later (a spool
+    replayed once the server is back, a run ended by a reader who found its process gone)
+    are kept: their wall times say when they were logged."""
+    ended: dict[str, tuple[str, float | None]] = {}
+    found: set[str] = set()
+    for chunk in _chunked(sorted({batch.run_id for batch in batches})):
+        query = sa.select(runs.c.id, runs.c.status, runs.c.end_time).where(runs.c.id.in_(chunk))
+        for row in connection.execute(query):
+            found.add(row.id)
+            if row.status in RunStatus.TERMINAL:
+                ended[row.id] = (row.status, row.end_time)
+    for batch in batches:
+        if batch.run_id not in found:
+            raise NotFoundError(f"No run with id {batch.run_id!r}: its metrics cannot be stored.")
+        if batch.run_id in ended:
+            status, end_time = ended[batch.run_id]
+            if end_time is None or float(np.max(batch.times)) > end_time:
+                raise RunFinishedError(
+                    f"Run {batch.run_id} has ended ({status}); it takes no metrics logged after that: "
+                    f"log them into a new run."
+                )
+
+
+def _chunked(items: list[str]) -> Iterator[list[str]]:
+    for at in range(0, len(items), NAMES_PER_QUERY):
+        yield items[at : at + NAMES_PER_QUERY]
+
+
+def _series_of(
+    connection: Connection, batches: list[MetricBatch], cache: SeriesCache | None
+) -> dict[tuple[str, str], list]:
+    """Each batch's series as ``{(run_id, name): [id, kind, count]}`` (fresh lists: the cache is
+    updated only once the write is done), from the cache or read under lock, creating new ones."""
+    series: dict[tuple[str, str], list] = {}
+    missing: list[MetricBatch] = []
+    for batch in batches:
+        key = (batch.run_id, batch.name)
+        if key in series:
+            continue
+        entry = cache.get(key) if cache is not None else None
+        if entry is None:
+            missing.append(batch)
+            series[key] = []
+        elif entry[1] != batch.kind:
+            raise _kind_error(batch.run_id, batch.name, entry[1], batch.kind)
+        else:
+            series[key] = list(entry)
+    if missing:
+        series.update(open_series(connection, missing))
+    return series
+
+
+def _kind_error(run_id: str, name: str, stored: str, logged_as: str) -> MetricValueError:
+    return MetricValueError(
+        f"Metric {name!r} of run {run_id} is a {stored} metric; it cannot also take {logged_as} points. Use another name."
+    )
+
+
+def open_series(connection: Connection, batches: list[MetricBatch]) -> dict[tuple[str, str], list]:
+    """Each batch's series as ``{(run_id, name): [id, kind, count]}``, read ``FOR UPDATE``, creating new ones.
+
+    The rows are read in id order, so that writers never wait on each other in a circle. A
+    series created concurrently elsewhere is a unique violation; the store then runs the whole
+    transaction again and finds it.
+    """
+    wanted: dict[str, dict[str, MetricBatch]] = {}
+    for batch in batches:
+        wanted.setdefault(batch.run_id, {}).setdefault(batch.name, batch)
+    found: dict[tuple[str, str], list] = {}
+
+    def read(run_id: str, names: list[str]) -> None:
+        for chunk in _chunked(names):
+            query = (
+                sa.select(metrics.c.id, metrics.c.name, metrics.c.count, metrics.c.kind)
+                .where(metrics.c.run_id == run_id, metrics.c.name.in_(chunk))
+                .order_by(metrics.c.id)
+                .with_for_update()
+            )
+            for row in connection.execute(query):
+                logged_as = wanted[run_id][row.name].kind
+                if row.kind != logged_as:
+                    raise _kind_error(run_id, row.name, row.kind, logged_as)
+                found[(run_id, row.name)] = [row.id, row.kind, row.count]
+
+    for run_id in sorted(wanted):
+        read(run_id, sorted(wanted[run_id]))
+        new = [batch for name, batch in wanted[run_id].items() if (run_id, name) not in found]
+        if new:
+            connection.execute(
+                sa.insert(metrics),
+                [
+                    {"run_id": run_id, "name": b.name, "kind": b.kind, "description": b.description, "count": 0}
+                    for b in new
+                ],
+            )
+            read(run_id, sorted(b.name for b in new))
+    return found
