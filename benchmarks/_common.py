@@ -1,7 +1,8 @@
 """Shared helpers for the benchmarks in this folder: progress, timing, tables, separate environments.
 
-Standard library only: a benchmark script also runs as a worker under interpreters that
-do not have runhistory's dependencies (e.g. a virtual environment holding only MLflow).
+Standard library only (psycopg is imported by the one function that needs it): a benchmark
+script also runs as a worker under interpreters that do not have runhistory's dependencies
+(e.g. a virtual environment holding only MLflow).
 
 A benchmark script is run as ``python benchmarks/NAME.py``, which puts this folder first
 on ``sys.path``. Some names here (``logging.py``) shadow standard-library modules, so a
@@ -15,21 +16,27 @@ import contextlib
 import json
 import os
 import platform
+import shlex
 import shutil
+import signal
+import socket
 import sqlite3
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
+from urllib.parse import urlsplit, urlunsplit
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_ROOT = BENCH_DIR.parent
 BENCH_STATE_DIR = REPO_ROOT / ".bench"  # gitignored: virtual environments for the tools compared against
 
 WORKER_FLAG = "--_worker"
+MLFLOW_REQUIREMENT = "mlflow>=3,<4"
 
 
 # --- sys.path -----------------------------------------------------------------------------
@@ -198,6 +205,107 @@ def worker_main(namespace: dict[str, Any]) -> bool:
     return True
 
 
+def mlflow_python() -> Path:
+    """The Python of ``.bench/mlflow-venv`` (MLflow 3), created on first use."""
+    return ensure_venv("mlflow-venv", [MLFLOW_REQUIREMENT], "mlflow")
+
+
+def quiet_mlflow() -> None:
+    """Keep MLflow, alembic and SQLAlchemy from logging below WARNING (in an MLflow worker)."""
+    import logging  # here, not at the top: before a script fixes sys.path it is benchmarks/logging.py
+
+    for name in ("mlflow", "alembic", "sqlalchemy"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+# --- servers and a throw-away PostgreSQL ------------------------------------------------------
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_http(url: str, timeout: float = 120) -> None:
+    """Block until ``url`` answers 200."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.2)
+    raise TimeoutError(f"{url} did not answer in {timeout:.0f} s")
+
+
+def start_server(command: list[str], health_url: str, log: Path) -> subprocess.Popen:
+    """Start a server in its own process group and wait until it answers."""
+    output = open(log, "wb")  # noqa: SIM115 - stays open for the server's lifetime
+    process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        wait_http(health_url)
+    except TimeoutError:
+        stop_server(process)
+        raise RuntimeError(f"{command[0]} did not start; its output: {log.read_text()[-2000:]}") from None
+    return process
+
+
+def stop_server(process: subprocess.Popen) -> None:
+    """SIGTERM the server's process group, then SIGKILL."""
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=10)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+def start_runhistory_server(db: Path, artifacts: Path, log: Path) -> tuple[subprocess.Popen, str]:
+    """``runhistory server`` on the SQLite file ``db``, on a free loopback port: the process and its URL."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    command = [
+        sys.executable, "-m", "runhistory.cli.main", "server", "--workspace", f"sqlite:///{db}",
+        "--artifacts", str(artifacts), "--port", str(port),
+    ]
+    return start_server(command, f"{url}/api/v1/health", log), url
+
+
+@contextlib.contextmanager
+def postgres_server() -> Iterator[str]:
+    """The URI of a PostgreSQL database the user may create databases beside.
+
+    ``$RUNHISTORY_BENCH_POSTGRES_URI`` when set, else a throw-away local server started with
+    ``scripts/postgres.sh`` (as the tests do; fsync off) and removed afterwards.
+    """
+    given = os.environ.get("RUNHISTORY_BENCH_POSTGRES_URI")
+    if given:
+        yield given
+        return
+    script = str(REPO_ROOT / "scripts" / "postgres.sh")
+    folder = tempfile.mkdtemp(prefix="rh-bench-postgres-")
+    try:
+        started = subprocess.run(["bash", script, "start", folder], capture_output=True, text=True)
+        if started.returncode != 0:
+            reason = started.stderr.strip()[-1000:]
+            raise RuntimeError(f"scripts/postgres.sh start failed (exit {started.returncode}): {reason}")
+        yield started.stdout.strip()
+    finally:
+        subprocess.run(["bash", script, "stop", folder], capture_output=True)
+
+
+def fresh_postgres_database(base_uri: str, name: str) -> str:
+    """Create database ``name`` beside ``base_uri``'s and return its URI."""
+    import psycopg  # not the standard library: only runhistory's own venv calls this
+
+    with psycopg.connect(base_uri, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    return urlunsplit(urlsplit(base_uri)._replace(path="/" + name))
+
+
 def machine_info() -> str:
     """A one-line description of this machine and Python, for a benchmark's report."""
     cpu = platform.processor() or platform.machine()
@@ -284,3 +392,25 @@ class Table:
 
         align = "| " + " | ".join("---:" if right else "---" for right in self.right) + " |"
         return "\n".join([f"**{self.title}**", "", line(self.columns), align, *(line(row) for row in self.rows)])
+
+
+def command_line(script: str) -> str:
+    """How this benchmark was started, relative to the repository root (for its report)."""
+    words = [os.path.relpath(sys.executable, REPO_ROOT), os.path.relpath(script, REPO_ROOT), *sys.argv[1:]]
+    return " ".join(shlex.quote(word) for word in words)
+
+
+def print_report(tables: Sequence[Table], notes: Sequence[str]) -> None:
+    """The tables and notes as plain text, then the same in Markdown (notes may hold `code`)."""
+    for table in tables:
+        print(table.text())
+        print()
+    for note in notes:
+        print(note.replace("`", ""))
+    print()
+    print("Markdown:")
+    print()
+    for table in tables:
+        print(table.markdown())
+        print()
+    print("\n\n".join(notes))

@@ -34,7 +34,6 @@ sys.path.append(_HERE)
 import argparse  # noqa: E402
 import math  # noqa: E402
 import random  # noqa: E402
-import shlex  # noqa: E402
 import sqlite3  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -46,7 +45,6 @@ MLFLOW_LOG_METRIC_POINTS = 10_000
 MLFLOW_LOG_BATCH_POINTS = 100_000
 MLFLOW_BATCH_SIZE = 1_000  # MLflow's own limit of metrics per log_batch call
 LATENCY_BATCH = 1_000
-MLFLOW_REQUIREMENT = "mlflow>=3,<4"
 
 # What the project committed to (for 1,000,000 points; time targets scale with --points).
 TARGET_LOG_US = 1.0
@@ -134,22 +132,15 @@ def sqlite_executemany(folder: str, points: int) -> dict:
     return {"total_s": seconds}
 
 
-def _quiet_mlflow() -> None:
-    import logging
-
-    for name in ("mlflow", "alembic", "sqlalchemy"):
-        logging.getLogger(name).setLevel(logging.WARNING)
-
-
 def mlflow_write(folder: str, log_metric_points: int, log_batch_points: int) -> dict:
     import mlflow
     from mlflow import MlflowClient
     from mlflow.entities import Metric
 
-    _quiet_mlflow()
+    c.quiet_mlflow()
     c.progress(f"MLflow {mlflow.__version__}: creating the SQLite tracking database")
     mlflow.set_tracking_uri(f"sqlite:///{Path(folder) / 'mlflow.db'}")
-    _quiet_mlflow()
+    c.quiet_mlflow()
     client = MlflowClient()
     experiment_id = client.create_experiment("bench")
 
@@ -188,7 +179,7 @@ def mlflow_read(folder: str, run_id: str, points: int) -> dict:
     import mlflow
     from mlflow import MlflowClient
 
-    _quiet_mlflow()
+    c.quiet_mlflow()
     mlflow.set_tracking_uri(f"sqlite:///{Path(folder) / 'mlflow.db'}")
     client = MlflowClient()
     status = client.get_run(run_id).info.status  # opens the database before timing
@@ -227,7 +218,7 @@ def measure(points: int, skip_mlflow: bool) -> dict:
             c.progress("step 4/4: MLflow skipped (--skip-mlflow)")
             return results
         c.progress("step 4/4: MLflow (own virtual environment)")
-        python = c.ensure_venv("mlflow-venv", [MLFLOW_REQUIREMENT], "mlflow")
+        python = c.mlflow_python()
         (tmp / "mlflow").mkdir()
         mlflow_folder = str(tmp / "mlflow")
         results["mlflow"] = c.run_worker(
@@ -350,20 +341,9 @@ def main() -> None:
     if args.points < 1:
         parser.error("--points must be at least 1")
 
-    command = " ".join(shlex.quote(a) for a in [os.path.relpath(sys.executable, c.REPO_ROOT), os.path.relpath(__file__, c.REPO_ROOT), *sys.argv[1:]])
     results = measure(args.points, args.skip_mlflow)
-    tables, about = report(results, command)
-    for table in tables:
-        print(table.text())
-        print()
-    print(about.replace("`", ""))
-    print()
-    print("Markdown:")
-    print()
-    for table in tables:
-        print(table.markdown())
-        print()
-    print(about)
+    tables, about = report(results, c.command_line(__file__))
+    c.print_report(tables, [about])
 
 
 if __name__ == "__main__":

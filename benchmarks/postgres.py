@@ -23,6 +23,7 @@ import sys
 # the standard library's ``logging`` (which psycopg imports): keep the folder out of the way.
 _HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != _HERE]
+sys.path.append(_HERE)
 
 import argparse  # noqa: E402
 import json  # noqa: E402
@@ -30,9 +31,10 @@ import statistics  # noqa: E402
 import subprocess  # noqa: E402
 import tempfile  # noqa: E402
 from pathlib import Path  # noqa: E402
-from urllib.parse import urlsplit, urlunsplit  # noqa: E402
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+import _common as c  # noqa: E402
+
+REPO_ROOT = c.REPO_ROOT
 
 WORKER = r"""
 import json, sys, time
@@ -75,39 +77,21 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
 
-    import psycopg
-
-    folder = None
-    base = os.environ.get("RUNHISTORY_BENCH_POSTGRES_URI")
-    if not base:
-        folder = tempfile.mkdtemp(prefix="runhistory-bench-postgres-")
-        base = subprocess.run(
-            ["bash", str(REPO_ROOT / "scripts" / "postgres.sh"), "start", folder],
-            check=True, capture_output=True, text=True,
-        ).stdout.strip()
     counter = iter(range(1_000_000))
-
-    def fresh_postgres() -> str:
-        name = f"rh_bench_{os.getpid()}_{next(counter)}"
-        with psycopg.connect(base, autocommit=True) as admin:
-            admin.execute(f'CREATE DATABASE "{name}"')
-        return urlunsplit(urlsplit(base)._replace(path="/" + name))
-
     rows = []
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            for kind in ("one", "many"):
-                for backend in ("sqlite", "postgresql"):
-                    results = []
-                    for i in range(args.repeat):
-                        where = Path(tmp) / f"{kind}-{backend}-{i}"
-                        tracking = str(where) if backend == "sqlite" else fresh_postgres()
-                        results.append(measure(tracking, str(where / "artifacts"), kind, args.points))
-                        print(f"{kind} {backend} {i}: {results[-1]}", file=sys.stderr)
-                    rows.append((kind, backend, results))
-    finally:
-        if folder:
-            subprocess.run(["bash", str(REPO_ROOT / "scripts" / "postgres.sh"), "stop", folder], capture_output=True)
+    with c.postgres_server() as base, tempfile.TemporaryDirectory() as tmp:
+        for kind in ("one", "many"):
+            for backend in ("sqlite", "postgresql"):
+                results = []
+                for i in range(args.repeat):
+                    where = Path(tmp) / f"{kind}-{backend}-{i}"
+                    if backend == "sqlite":
+                        tracking = str(where)
+                    else:
+                        tracking = c.fresh_postgres_database(base, f"rh_bench_{os.getpid()}_{next(counter)}")
+                    results.append(measure(tracking, str(where / "artifacts"), kind, args.points))
+                    print(f"{kind} {backend} {i}: {results[-1]}", file=sys.stderr)
+                rows.append((kind, backend, results))
 
     print("| workload | store | run.log s | complete() s | points/s (log + complete) | read s |")
     print("|---|---|---|---|---|---|")

@@ -26,62 +26,15 @@ sys.path.append(os.path.dirname(os.path.abspath(__file__)))
 
 import argparse  # noqa: E402
 import json  # noqa: E402
-import signal  # noqa: E402
-import socket  # noqa: E402
-import subprocess  # noqa: E402
 import time  # noqa: E402
-import urllib.request  # noqa: E402
 from concurrent.futures import ThreadPoolExecutor  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import _common as c  # noqa: E402
 
 SCRIPT = Path(__file__).resolve()
-MLFLOW_REQUIREMENT = "mlflow>=3,<4"
 BATCH = 1_000
 CLIENTS = 20
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def wait_http(url: str, timeout: float = 120) -> None:
-    """Block until ``url`` answers 200."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.2)
-    raise TimeoutError(f"{url} did not answer in {timeout:.0f} s")
-
-
-def start_server(command: list[str], health_url: str, log: Path) -> subprocess.Popen:
-    """Start a server in its own process group and wait until it answers."""
-    output = open(log, "wb")  # noqa: SIM115 - stays open for the server's lifetime
-    process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        wait_http(health_url)
-    except TimeoutError:
-        stop_server(process)
-        raise RuntimeError(f"{command[0]} did not start; its output: {log.read_text()[-2000:]}") from None
-    return process
-
-
-def stop_server(process: subprocess.Popen) -> None:
-    """SIGTERM the server's process group, then SIGKILL."""
-    try:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=10)
-    except (ProcessLookupError, subprocess.TimeoutExpired):
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
 
 
 # --- workers: each runs in its own process -----------------------------------------------------
@@ -206,16 +159,12 @@ def concurrent(worker: str, url: str, batches: int, python: str | None) -> dict:
 
 def measure(root: Path, sizes: argparse.Namespace) -> dict:
     """Run both servers and every measurement."""
-    python = str(c.ensure_venv("mlflow-venv", [MLFLOW_REQUIREMENT], "mlflow"))
-    rh_port, mlflow_port = free_port(), free_port()
-    rh_url, mlflow_url = f"http://127.0.0.1:{rh_port}", f"http://127.0.0.1:{mlflow_port}"
+    python = str(c.mlflow_python())
+    mlflow_port = c.free_port()
+    mlflow_url = f"http://127.0.0.1:{mlflow_port}"
     c.progress("starting runhistory server and mlflow server")
-    rh_server = start_server(
-        [sys.executable, "-m", "runhistory.cli.main", "server", "--workspace", f"sqlite:///{root / 'rh.db'}",
-         "--artifacts", str(root / "rh-artifacts"), "--port", str(rh_port)],
-        f"{rh_url}/api/v1/health", root / "rh-server.log",
-    )
-    mlflow_server = start_server(
+    rh_server, rh_url = c.start_runhistory_server(root / "rh.db", root / "rh-artifacts", root / "rh-server.log")
+    mlflow_server = c.start_server(
         [python, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
          "--default-artifact-root", str(root / "mlflow-artifacts"), "--host", "127.0.0.1", "--port", str(mlflow_port)],
         f"{mlflow_url}/health", root / "mlflow-server.log",
@@ -237,8 +186,8 @@ def measure(root: Path, sizes: argparse.Namespace) -> dict:
         )
         return results
     finally:
-        stop_server(rh_server)
-        stop_server(mlflow_server)
+        c.stop_server(rh_server)
+        c.stop_server(mlflow_server)
 
 
 def report(results: dict, sizes: argparse.Namespace) -> None:

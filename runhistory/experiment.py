@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, Protocol, runtime_checkable
 
 from runhistory.core.errors import JobConfigError, RunHistoryError
-from runhistory.store.base import ExperimentRecord, RunFilter, RunStatus
+from runhistory.store.base import ExperimentRecord, RunFilter, RunRecord, RunStatus, RunStore
 from runhistory.core.validation import validate_experiment_name
 
 if TYPE_CHECKING:
@@ -94,17 +95,21 @@ class Experiment:
         """The experiment's runs, newest first (top-level runs only unless ``include_children``).
 
         ``tags``: a tag name, a list of names (the runs must have them all) or a dict
-        ``{name: value}`` (value None: any value). ``status``: one status name.
+        ``{name: value}`` (value None: any value). ``status``: one status name. The runs are
+        read a page at a time as the iterator advances (see :func:`iter_runs`).
         """
-        from runhistory.run import Run  # runhistory.run imports this module (see workspace.py's note)
-
         if status is not None and status not in RunStatus.ALL:
             raise RunHistoryError(f"Unknown run status {status!r}; use one of {', '.join(RunStatus.ALL)}.")
         run_filter = RunFilter(
             experiment_id=self.id, top_level_only=not include_children, status=status, tags=_tag_filter(tags)
         )
-        records = self.workspace.store.list_runs(run_filter)
-        return iter([Run.from_record(self.workspace, record, experiment=self) for record in records])
+        return self._runs_of(iter_runs(self.workspace.store, run_filter))
+
+    def _runs_of(self, records: Iterator[RunRecord]) -> Iterator["Run"]:
+        from runhistory.run import Run  # runhistory.run imports this module (see workspace.py's note)
+
+        for record in records:
+            yield Run.from_record(self.workspace, record, experiment=self)
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Experiment) and other.workspace == self.workspace and other.id == self.id
@@ -114,6 +119,45 @@ class Experiment:
 
     def __repr__(self) -> str:
         return f"Experiment(name={self.name!r}, workspace={self.workspace.tracking_uri!r})"
+
+
+RUNS_PAGE = 100  # runs read at a time by iter_runs
+
+
+def iter_runs(store: RunStore, run_filter: RunFilter, page_size: int = RUNS_PAGE) -> Iterator[RunRecord]:
+    """The runs ``run_filter`` matches, newest first, each once, read ``page_size`` (at least 2) at
+    a time as the iterator advances (``run_filter``'s own limit and offset are ignored).
+
+    Pages are asked by offset, each starting at the last run of the page before, and a run is
+    yielded only when it sorts after the last one yielded, as keyset paging does: runs created
+    meanwhile (newer than all yielded) push seen runs into the next page, where they are
+    skipped; runs that leave the filter meanwhile (a status filter while runs end) pull the
+    next page past the last run yielded, and it is asked again from further back.
+    """
+    if page_size < 2:
+        raise RunHistoryError(
+            f"Runs are read at least 2 a page (each page starts at the last run of the one before), not {page_size}."
+        )
+    last: tuple[float, int] | None = None  # the sort key of the last run yielded
+    offset, back = 0, page_size
+    while True:
+        page = store.list_runs(dataclasses.replace(run_filter, limit=page_size, offset=offset))
+        if last is not None and offset > 0 and (not page or _sort_key(page[0]) < last):
+            offset, back = max(0, offset - back), back * 2  # unseen runs may lie before this page
+            continue
+        back = page_size
+        unseen = [record for record in page if last is None or _sort_key(record) < last]
+        yield from unseen
+        if unseen:
+            last = _sort_key(unseen[-1])
+        if len(page) < page_size:
+            return
+        offset += len(page) - 1
+
+
+def _sort_key(record: RunRecord) -> tuple[float, int]:
+    """Where a run sorts in :meth:`RunStore.list_runs` (newest first: the larger key first)."""
+    return (record.created_time, record.number)
 
 
 def _tag_filter(tags: str | Iterable[str] | Mapping[str, str | None] | None) -> dict[str, str | None]:

@@ -27,6 +27,7 @@ from runhistory.core.errors import (
     RunHistoryError,
 )
 from runhistory.experiment import Experiment
+from runhistory.metrics import SeriesBuffer
 from runhistory.core.metric_values import coerce_step, coerce_value
 from runhistory.core.validation import INT64_MAX, INT64_MIN, validate_name, validate_text_value
 from runhistory.store.base import JOB_RUN_TYPE, MetricKind, MetricSeries, RunFilter, RunRecord, RunStatus
@@ -52,7 +53,7 @@ class Run:
         self._backends = workspace.backends
         self._record = record
         self._experiment = experiment
-        self._scalar_points: dict[str, list] = {}  # series name -> the buffer's list for it
+        self._scalar_series: dict[str, SeriesBuffer] = {}  # series name -> the buffer's series for it
         self._ended = record.status in RunStatus.TERMINAL  # a fresh handle of an ended run logs nothing
 
     @classmethod
@@ -179,9 +180,9 @@ class Run:
         the background. What no store could keep (an int or step outside int64, a string
         over 1 MiB, a name that is not valid Unicode) is refused here, at once.
         """
-        points = self._scalar_points.get(name)
-        if points is None:
-            points = self._open_scalar_series(name, description)
+        series = self._scalar_series.get(name)
+        if series is None:
+            series = self._open_scalar_series(name, description)
         elif description and type(description) is not str:
             self._check_description(name, description)
         kind = type(value)
@@ -189,14 +190,15 @@ class Run:
             value = coerce_value(name, value, self._where())
         if step is not None and (type(step) is not int or not INT64_MIN <= step <= INT64_MAX):
             step = coerce_step(name, step, self._where())
-        points.extend((value, step, _now()))
+        series.add(value, step, _now())
 
-    def _open_scalar_series(self, name: str, description: str) -> list:
-        points = self._series_points(name, MetricKind.SCALAR, description)
-        self._scalar_points[name] = points
-        return points
+    def _open_scalar_series(self, name: str, description: str) -> SeriesBuffer:
+        series = self._series(name, MetricKind.SCALAR, description)
+        self._scalar_series[name] = series
+        return series
 
-    def _series_points(self, name: str, kind: str, description: str = "") -> list:
+    def _series(self, name: str, kind: str, description: str = "") -> SeriesBuffer:
+        """The buffer's series of ``name`` (points go in with ``series.add(value, step, time)``)."""
         self._check_active(f"log metric {name!r}")
         validate_name(name, "metric", self._where())
         self._check_description(name, description)
@@ -221,15 +223,15 @@ class Run:
                 f"Metric {name!r} of {self._where()}: log_list takes a list of values, got {type(values).__name__}."
             )
         checked = [coerce_value(name, value, self._where()) for value in values]
-        points = self._series_points(name, MetricKind.LIST, description)
+        series = self._series(name, MetricKind.LIST, description)
         now = _now()
         for value in checked:
-            points.extend((value, None, now))
+            series.add(value, None, now)
 
     def log_row(self, name: str, description: str = "", **columns: Any) -> None:
         """Log one row of a table: ``run.log_row("roc", fpr=0.1, tpr=0.7)``."""
         row = self._checked_row(name, columns)
-        self._series_points(name, MetricKind.TABLE, description).extend((row, None, _now()))
+        self._series(name, MetricKind.TABLE, description).add(row, None, _now())
 
     def log_table(self, name: str, value: Mapping[str, list], description: str = "") -> None:
         """Log a table given as ``{column: [values...]}`` (all columns of one length)."""
@@ -248,10 +250,10 @@ class Run:
             raise MetricValueError(f"Metric {name!r} of {self._where()}: columns differ in length: {lengths}.")
         count = next(iter(lengths.values()), 0)
         rows = [self._checked_row(name, {col: cells[i] for col, cells in value.items()}) for i in range(count)]
-        points = self._series_points(name, MetricKind.TABLE, description)
+        series = self._series(name, MetricKind.TABLE, description)
         now = _now()
         for row in rows:
-            points.extend((row, None, now))
+            series.add(row, None, now)
 
     def _checked_row(self, name: str, columns: Mapping[str, Any]) -> dict[str, Any]:
         for column in columns:
@@ -290,9 +292,9 @@ class Run:
         else:
             source = _plot_png(plot, where)
             extension = "png"
-        points = self._series_points(name, MetricKind.IMAGE, description)
+        series = self._series(name, MetricKind.IMAGE, description)
         file_name = self.upload_file(f"images/{name}/{uuid.uuid4().hex[:12]}.{extension}", source)
-        points.extend((file_name, step, _now()))
+        series.add(file_name, step, _now())
 
     def flush(self) -> None:
         """Write every buffered metric now (reads and ``complete()`` do this themselves)."""
@@ -303,9 +305,11 @@ class Run:
         as ``{column: values}``. With ``recursive``, ``{run_id: {...}}`` over the run and its
         descendants."""
         self.flush()
-        if recursive:
-            return {run.id: run.get_metrics(name) for run in [self, *self.get_children(recursive=True)]}
         names = None if name is None else [name]
+        if recursive:  # every run's series in one read (a few queries, or one request to a server)
+            ids = [self.id, *(child.id for child in self.get_children(recursive=True))]
+            found = self._backends.store.get_metrics_of_runs(ids, names=names)
+            return {run_id: {key: _metric_value(s) for key, s in found.get(run_id, {}).items()} for run_id in ids}
         return {key: _metric_value(series) for key, series in self.get_metric_series(names).items()}
 
     def get_metric_series(self, names: list[str] | None = None, start: int = 0) -> dict[str, MetricSeries]:
@@ -329,7 +333,9 @@ class Run:
 
     # end
     def complete(self) -> None:
-        """Mark the run Completed (after writing its buffered metrics)."""
+        """Mark the run Completed, after writing its buffered metrics (waiting at most
+        ``$RUNHISTORY_COMPLETE_TIMEOUT`` seconds for a stalled store: then what is still pending
+        waits in a spill file, and a warning says how many points and where)."""
         self._end(RunStatus.COMPLETED)
 
     def fail(self, error_details: BaseException | str | None = None, error_code: str | None = None) -> None:
@@ -347,10 +353,12 @@ class Run:
         self._record = self._backends.store.set_status(self.id, RunStatus.CANCEL_REQUESTED)
 
     def _end(self, status: str, error: dict[str, Any] | None = None) -> None:
-        self._backends.buffer.flush()
+        # Bounded ($RUNHISTORY_COMPLETE_TIMEOUT): a stalled store leaves the points in the spill
+        # file, said in one sentence, rather than holding the run's end.
+        self._backends.buffer.settle(f"run {self.id}")
         self._record = self._backends.store.set_status(self.id, status, error=error)
         self._ended = True
-        self._scalar_points = {}
+        self._scalar_series = {}
         self._backends.buffer.forget_run(self.id)
         liveness.release(self)
 

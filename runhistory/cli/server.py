@@ -14,7 +14,7 @@ import ipaddress
 import socket
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Iterator, TypeVar
 
 import click
 
@@ -301,15 +301,28 @@ def login_command(url: str, token: str | None) -> None:
 )
 @click.option("--token", help=f"The API token (default: ${settings.TOKEN.name}, else the saved one).")
 def sync_command(spool_dir: Path | None, token: str | None) -> None:
-    """Send what processes that ended left in the spool (metrics, statuses, tags the server missed).
+    """Send what processes that ended left in the spool folder: spool files (metrics, statuses,
+    tags a server missed) and spill files (metric points a store did not take in time).
 
-    Each spool file is replayed, in order, to the server whose URL it names; none opens a
-    workspace, so it takes no --workspace. A file is removed once all of it is sent.
+    Each spool file is replayed, in order, to the server whose URL it names, and each spill file
+    to the store it names (a database or a server), every record once however often sync runs;
+    none opens a workspace, so it takes no --workspace. A file is removed once all of it is sent.
 
     \b
     Example:
       runhistory sync --spool-dir ~/.runhistory/spool
     """
+    sent_files, failures = _send_spool_files(spool_dir, token)
+    written_files, spill_failures = _write_spill_files(spool_dir, token)
+    failures += spill_failures
+    if failures:
+        raise RunHistoryError(f"Could not send {len(failures)} spool files (kept for later): " + "; ".join(failures))
+    if not sent_files and not written_files:
+        click.echo("Nothing spooled.")
+
+
+def _send_spool_files(spool_dir: Path | None, token: str | None) -> tuple[int, list[str]]:
+    """Replay the spool files of processes that ended to their servers: (files sent, failures)."""
     # the client is imported here for start-up speed (httpx)
     from runhistory.client.http import HttpClient, Retry
     from runhistory.client.records import spooled_request
@@ -317,26 +330,65 @@ def sync_command(spool_dir: Path | None, token: str | None) -> None:
 
     sent_files = 0
     failures = []
-    for path, lock in orphan_spool_files(spool_dir):
+    for path in _each_released_after(orphan_spool_files(spool_dir)):
+        header, records = read_spool_file(path)
+        client = HttpClient(header["url"], token)
         try:
-            header, records = read_spool_file(path)
-            client = HttpClient(header["url"], token)
+            for record in records:
+                method, route, options = spooled_request(record)
+                client.request(method, route, **options)
+        except (Retry, RunHistoryError) as exc:
+            failures.append(f"{path.name}: {exc}")
+            continue
+        finally:
+            client.close()
+        path.unlink()
+        sent_files += 1
+        click.echo(f"Sent {len(records)} spooled records of {path.name} to {header['url']}.")
+    return sent_files, failures
+
+
+def _write_spill_files(spool_dir: Path | None, token: str | None) -> tuple[int, list[str]]:
+    """Write the spill files of processes that ended to their stores: (files written, failures)."""
+    from runhistory.core.uris import redact_uri
+    from runhistory.metrics import is_transient, replay_spill_file
+    from runhistory.spill import SpillReader, orphan_spill_files
+
+    def refused(batches: list, error: Exception) -> None:
+        names = ", ".join(repr(batch.name) for batch in batches)
+        points = sum(len(batch.values) for batch in batches)
+        click.echo(f"runhistory: dropped {points} point(s) of metric {names} of run {batches[0].run_id}: {error}", err=True)
+
+    written_files = 0
+    failures = []
+    for path in _each_released_after(orphan_spill_files(spool_dir)):
+        reader = SpillReader(path)
+        where = redact_uri(reader.store_uri)
+        try:
+            store = open_run_store(reader.store_uri, token, create=False)
             try:
-                for record in records:
-                    method, route, options = spooled_request(record)
-                    client.request(method, route, **options)
-            except (Retry, RunHistoryError) as exc:
-                failures.append(f"{path.name}: {exc}")
-                continue
+                points = replay_spill_file(reader, store, refused)
             finally:
-                client.close()
-            path.unlink()
-            sent_files += 1
-            click.echo(f"Sent {len(records)} spooled records of {path.name} to {header['url']}.")
+                store.close()
+        except Exception as exc:  # noqa: BLE001 - a store away or refusing: keep the file, say so
+            if not (isinstance(exc, RunHistoryError) or is_transient(exc)):
+                raise
+            failures.append(f"{path.name} ({where}): {exc}")
+            continue
+        finally:
+            reader.close()
+        path.unlink()
+        written_files += 1
+        click.echo(f"Wrote {points:,} spilled metric points of {path.name} to {where}.")
+    return written_files, failures
+
+
+def _each_released_after(orphans: Iterator[tuple[Path, Any]]) -> Iterator[Path]:
+    """Each orphan file, its lock held while the caller handles it, released (and its lock file
+    removed) before the next."""
+    for path, lock in orphans:
+        try:
+            yield path
         finally:
             lock.release()
             Path(lock.lock_file).unlink(missing_ok=True)
-    if failures:
-        raise RunHistoryError(f"Could not send {len(failures)} spool files (kept for later): " + "; ".join(failures))
-    if not sent_files:
-        click.echo("Nothing spooled.")

@@ -14,10 +14,17 @@ from urllib.parse import quote
 import click
 
 from runhistory.core.uris import ARTIFACTS_FOLDER_NAME, DB_FILE_NAME, HTTP_SCHEMES, default_artifact_uri, normalize_tracking_uri
-from runhistory.cli.common import chosen_workspace_ref, locate_workspace_ref, make_console, workspace_ref_option
+from runhistory.cli.common import (
+    chosen_workspace_ref,
+    locate_workspace_ref,
+    make_console,
+    resolve_run,
+    workspace_option,
+    workspace_ref_option,
+)
 from runhistory.core.errors import CorruptWorkspaceError, RunHistoryError, WorkspaceNotFoundError
 from runhistory.store.sql.engine import (
-    SQLITE_BUSY_TIMEOUT_S,
+    busy_timeout,
     head_revision,
     known_revisions,
     refuse_unless_runhistory_sqlite,
@@ -48,6 +55,7 @@ def workspace_group() -> None:
     Examples:
       runhistory workspace check
       runhistory workspace backup ~/backups/mnist
+      runhistory workspace compact
     """
 
 
@@ -79,7 +87,7 @@ def _sqlite_file(location: WorkspaceLocation, verb: str) -> Path:
 
 def _connect(db_file: Path) -> sqlite3.Connection:
     # read-write without runhistory's pragmas: SQLite may recover a WAL, nothing else is written
-    return sqlite3.connect(f"file:{quote(str(db_file))}?mode=rw", uri=True, timeout=SQLITE_BUSY_TIMEOUT_S)
+    return sqlite3.connect(f"file:{quote(str(db_file))}?mode=rw", uri=True, timeout=busy_timeout())
 
 
 @workspace_group.command("check", short_help="Check the database file: integrity and schema version.")
@@ -162,6 +170,28 @@ def _schema_verdict(db_file: Path, revision: str | None, counts: tuple[int, int]
         experiments,
         runs,
     )
+
+
+@workspace_group.command("compact", short_help="Merge the small stored pieces of metric series into few large ones.")
+@click.option("--run", "run_ref", metavar="RUN", default=None, help="Only this run (an id or EXPERIMENT:NUMBER).")
+@workspace_option
+def compact_command(run_ref: str | None, workspace) -> None:
+    """Merge the pieces that metric series were flushed in into few large chunks, so that they read fast.
+
+    The store does this by itself, in the background while a run logs and fully when it ends;
+    this command is for runs that never ended (their process was killed) and for runs logged
+    before the store compacted (schema revisions before 0007). It is safe while others read and write: each merge is one
+    short transaction. A server's store compacts itself: run the command on its database.
+
+    \b
+    Examples:
+      runhistory workspace compact
+      runhistory workspace compact --run mnist:3 -w ~/mnist
+    """
+    run_id = None if run_ref is None else resolve_run(workspace, run_ref).id
+    merged = workspace.store.compact_metrics(run_id)
+    where = f"run {run_id}" if run_id else redact_uri(workspace.tracking_uri)
+    make_console().print(f"Compacted the metric series of {where}: {merged:,} piece(s) merged away.", markup=False, soft_wrap=True)
 
 
 @workspace_group.command("backup", short_help="Copy the workspace into a new folder, safely while it is in use.")

@@ -3,7 +3,8 @@
 While the server cannot be reached, metric batches (each with its id), run status
 changes and other idempotent writes (tags, properties, small files) are appended to a file of this process in the spool folder
 (``$RUNHISTORY_SPOOL_DIR``, else the ``spool`` folder of the config folder,
-``~/.runhistory/spool`` by default) and kept in memory; a background thread sends them,
+``~/.runhistory/spool`` by default) and kept in memory up to ``$RUNHISTORY_BUFFER_LIMIT_MB`` of
+payloads (past it, a record is read back from the file when its turn comes); a background thread sends them,
 oldest first, with a backoff (:data:`runhistory.client.http.BACKOFF`), as soon as the server
 answers, then deletes the file. Batch ids make a replay idempotent: a batch that
 reached the server before its reply was lost is skipped there. The file of a process
@@ -66,8 +67,18 @@ class SpoolRecord:
         return _RECORD_HEAD.pack(self.kind, len(body)) + body
 
 
+@dataclass(frozen=True)
+class _RecordOnDisk:
+    """A queued record whose payload stays in the spool file (``length`` bytes at ``offset``)."""
+
+    kind: int
+    batch_id: str
+    offset: int
+    length: int
+
+
 class Spool:
-    """The spool of one client (one server URL, one process): a file and an in-memory queue."""
+    """The spool of one client (one server URL, one process): a file and a queue, in memory up to a cap."""
 
     def __init__(
         self,
@@ -80,7 +91,10 @@ class Spool:
         self._send = send
         self._split = split  # a refused record in smaller ones (a metric batch: one per series)
         self._directory = directory
-        self._queue: collections.deque[SpoolRecord] = collections.deque()
+        self._queue: collections.deque[SpoolRecord | _RecordOnDisk] = collections.deque()
+        self._memory_limit = settings.BUFFER_LIMIT_MB.positive_number() * (1 << 20)
+        self._memory_bytes = 0  # payload bytes of the records queued in memory
+        self._reader = None
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._drained = threading.Event()
@@ -101,14 +115,34 @@ class Spool:
         with self._lock:
             if self._file is None:
                 self._open_file()
+            start = self._file.tell()
             self._file.write(record.encode())
             self._file.flush()
-            self._queue.append(record)
+            self._queue.append(self._kept(record, start))
             self._drained.clear()
             if not self._running:
                 self._running = True
                 threading.Thread(target=self._replay, name="runhistory-spool", daemon=True).start()
         self._wake.set()
+
+    def _kept(self, record: SpoolRecord, start: int) -> SpoolRecord | _RecordOnDisk:
+        """The record itself while the queue's payloads fit in memory, else where it is in the file."""
+        if self._memory_bytes + len(record.payload) <= self._memory_limit:
+            self._memory_bytes += len(record.payload)
+            return record
+        head = _RECORD_HEAD.size + (1 + len(record.batch_id.encode()) if record.kind == METRICS else 0)
+        return _RecordOnDisk(record.kind, record.batch_id, start + head, len(record.payload))
+
+    def _record_at(self, queued: SpoolRecord | _RecordOnDisk) -> SpoolRecord:
+        if isinstance(queued, SpoolRecord):
+            return queued
+        return SpoolRecord(queued.kind, queued.batch_id, os.pread(self._reader.fileno(), queued.length, queued.offset))
+
+    def _pop(self) -> None:
+        """Remove the oldest queued record (under ``_lock``)."""
+        queued = self._queue.popleft()
+        if isinstance(queued, SpoolRecord):
+            self._memory_bytes -= len(queued.payload)
 
     def wait(self, timeout: float) -> bool:
         """Wait until everything spooled was sent (True), at most ``timeout`` seconds."""
@@ -117,7 +151,9 @@ class Spool:
     def after_fork(self) -> None:
         """In a forked child: the parent's spool is the parent's to send."""
         self._queue.clear()
+        self._memory_bytes = 0
         self._file = None
+        self._reader = None
         self._file_lock = None
         self.path = None
         self._running = False
@@ -133,6 +169,8 @@ class Spool:
         self._file_lock.acquire()
         self._file = open(path, "ab")
         self._file.write(json.dumps({"url": self.url, "pid": os.getpid(), "created": time.time()}).encode() + b"\n")
+        self._file.flush()
+        self._reader = open(path, "rb")
         self.path = path
 
     def _replay(self) -> None:
@@ -152,19 +190,21 @@ class Spool:
                     self._running = False
                     self._drained.set()
                     return
-                record = self._queue[0]
+                queued = self._queue[0]
+            record = self._record_at(queued)
             try:
                 retrying(self._send, record)
             except Exception as exc:  # noqa: BLE001 - refused for good (4xx): report, drop, go on
                 parts = self._split(record) if self._split is not None else []
                 if len(parts) > 1:  # send its parts one by one: only the refused ones are dropped
                     with self._lock:
-                        self._queue.popleft()
+                        self._pop()
+                        self._memory_bytes += sum(len(part.payload) for part in parts)
                         self._queue.extendleft(reversed(parts))
                     continue
                 print(f"runhistory: the server at {self.url} refused a spooled record, dropped: {exc}", file=sys.stderr)
             with self._lock:
-                self._queue.popleft()
+                self._pop()
 
     def _nap(self, seconds: float) -> None:
         """Wait between two tries; a new record (:meth:`add`) cuts the wait short."""
@@ -178,6 +218,9 @@ class Spool:
     def _close_file(self) -> None:
         if self._file is not None:
             self._file.close()
+            if self._reader is not None:
+                self._reader.close()
+                self._reader = None
             assert self.path is not None
             self.path.unlink(missing_ok=True)
             if self._file_lock is not None:
@@ -213,10 +256,15 @@ def _records(data: bytes, at: int) -> Iterator[SpoolRecord]:
 
 def orphan_spool_files(directory: Path | None = None) -> Iterator[tuple[Path, FileLock]]:
     """Spool files whose writer is gone, each locked for the caller (who must release it)."""
-    directory = directory or spool_dir()
+    return orphan_files(directory or spool_dir(), SPOOL_SUFFIX)
+
+
+def orphan_files(directory: Path, suffix: str) -> Iterator[tuple[Path, FileLock]]:
+    """The files named ``*suffix`` in ``directory`` whose writer is gone (their ``.lock`` is free),
+    each locked for the caller (who must release it)."""
     if not directory.is_dir():
         return
-    for path in sorted(directory.glob(f"*{SPOOL_SUFFIX}")):
+    for path in sorted(directory.glob(f"*{suffix}")):
         lock = FileLock(str(path) + ".lock", thread_local=False)
         try:
             lock.acquire(timeout=0)

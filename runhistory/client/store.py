@@ -35,6 +35,8 @@ from runhistory.client.records import (
     status_record,
 )
 from runhistory.client.spool import STATUS, Spool, SpoolRecord
+from runhistory.protocol.routes import MAX_RUNS_PER_METRICS_READ
+from runhistory.protocol.series_of_runs import decode_series_of_runs
 from runhistory.protocol.wire import decode_series
 from runhistory.store import batch_check
 from runhistory.store.base import (
@@ -276,6 +278,26 @@ class RemoteRunStore(RunStore):
         else:
             params["start"] = start
         return decode_series(self.http.request("GET", f"/runs/{quote_part(run_id)}/metrics", params=params).content)
+
+    def get_metrics_of_runs(
+        self, run_ids: Sequence[str], *, names: Sequence[str] | None = None
+    ) -> dict[str, dict[str, MetricSeries]]:
+        """Requests of at most ``MAX_RUNS_PER_METRICS_READ`` runs (the server's cap), each asking
+        for the runs the one before left unread; a server older than that route is read one run
+        at a time."""
+        pending = list(dict.fromkeys(run_ids))
+        wanted = None if names is None else list(names)
+        found: dict[str, dict[str, MetricSeries]] = {}
+        while pending:
+            asked = pending[:MAX_RUNS_PER_METRICS_READ]
+            try:
+                answer = self.http.request("POST", "/metrics/of-runs", json={"run_ids": asked, "names": wanted})
+            except errors.NotFoundError:  # the route, not a run: runs that do not exist are left out
+                return {**found, **super().get_metrics_of_runs(pending, names=names)}
+            series_of, unread = decode_series_of_runs(answer.content)
+            found.update(series_of)
+            pending = pending[max(1, len(asked) - unread) :]  # at least one: never the same request again
+        return found
 
     def get_metric_summaries(self, run_id: str) -> list[MetricSummary]:
         return [MetricSummary(**item) for item in self.http.json("GET", f"/runs/{quote_part(run_id)}/metric-summaries")]

@@ -88,6 +88,9 @@ COMPLETE_TIMEOUT = Setting(
     "RUNHISTORY_COMPLETE_TIMEOUT", "30", "Seconds ending a run waits for its spooled points to reach the server.", True
 )
 FLUSH_INTERVAL = Setting("RUNHISTORY_FLUSH_INTERVAL", "0.5", "Seconds between background flushes of logged metrics.", True)
+SQLITE_BUSY_TIMEOUT = Setting(
+    "RUNHISTORY_SQLITE_BUSY_TIMEOUT", "60", "Seconds a statement waits for another process's lock on a SQLite workspace.", True
+)
 BUFFER_LIMIT_MB = Setting(
     "RUNHISTORY_BUFFER_LIMIT_MB", "256", "MB of logged points a process keeps in memory; past it they wait in a local spill file.", True
 )

@@ -11,3 +11,5 @@ TOKEN_PREFIX = "rh_"  # every API token starts so
 # ERROR_DETAIL_FIELD: its one-sentence message}.
 ERROR_CODE_FIELD = "error"
 ERROR_DETAIL_FIELD = "detail"
+# The most runs one read of the series of many runs (POST /metrics/of-runs) names; a client asks in pages.
+MAX_RUNS_PER_METRICS_READ = 500

@@ -123,17 +123,9 @@ def decode_batches(body: bytes, max_size: int) -> list[MetricBatch]:
             at += sizes[1]
             times_blob = bytes(payload[at : at + sizes[2]])
             at += sizes[2]
-            values = codec.decode_values(entry["enc"], values_blob)
-            steps = codec.decode_optional_steps(entry["step_mode"], steps_blob, count)
-            times = codec.decode_times(times_blob).tolist()
+            values, steps, times = _decoded_points(entry, values_blob, steps_blob, times_blob)
             if not (len(values) == len(steps) == len(times) == count):
                 raise WireError(f"series {_label(entry)}: values, steps and times differ in length")
-            if not isinstance(values, list) or not isinstance(steps, list):
-                raise WireError(f"series {_label(entry)}: values and steps must be lists")
-            if any(step is not None and (isinstance(step, bool) or not isinstance(step, int)) for step in steps):
-                raise WireError(f"series {_label(entry)}: steps must be integers")
-            if any(step is not None and not MIN_STEP <= step <= MAX_STEP for step in steps):
-                raise WireError(f"series {_label(entry)}: a step is out of range (steps are 64-bit integers)")
             batches.append(
                 MetricBatch(
                     _text(entry, "run_id"),
@@ -150,6 +142,35 @@ def decode_batches(body: bytes, max_size: int) -> list[MetricBatch]:
             raise
         raise WireError(f"bad batch entry: {exc}") from None
     return batches
+
+
+def _decoded_points(entry: dict, values_blob: bytes, steps_blob: bytes, times_blob: bytes) -> tuple[Any, Any, np.ndarray]:
+    """A batch's values, steps and times: numbers and steps as int64 / float64 arrays (what the
+    store takes without converting), strings and mixed values and steps as checked lists."""
+    encoding, step_mode = entry["enc"], entry["step_mode"]
+    if encoding in (codec.INT64, codec.FLOAT64):
+        if len(values_blob) % 8:
+            raise WireError(f"series {_label(entry)}: packed values are not a whole number of 8-byte cells")
+        values: Any = np.frombuffer(values_blob, dtype="<i8" if encoding == codec.INT64 else "<f8")
+    else:
+        values = codec.decode_values(encoding, values_blob)
+        if not isinstance(values, list):
+            raise WireError(f"series {_label(entry)}: values must be a list")
+    if step_mode == codec.INT64:
+        if len(steps_blob) % 8:
+            raise WireError(f"series {_label(entry)}: packed steps are not a whole number of 8-byte cells")
+        steps: Any = np.frombuffer(steps_blob, dtype="<i8")
+    else:
+        steps = codec.decode_optional_steps(step_mode, steps_blob, _length(entry, "n"))
+        if not isinstance(steps, list):
+            raise WireError(f"series {_label(entry)}: steps must be a list")
+        if any(step is not None and (isinstance(step, bool) or not isinstance(step, int)) for step in steps):
+            raise WireError(f"series {_label(entry)}: steps must be integers")
+        if any(step is not None and not MIN_STEP <= step <= MAX_STEP for step in steps):
+            raise WireError(f"series {_label(entry)}: a step is out of range (steps are 64-bit integers)")
+    if len(times_blob) % 8:
+        raise WireError(f"series {_label(entry)}: wall times are not a whole number of 8-byte cells")
+    return values, steps, codec.decode_times(times_blob)
 
 
 def encode_series(series: dict[str, MetricSeries], starts: dict[str, int]) -> bytes:

@@ -12,6 +12,7 @@ from typing import Annotated, Any, Optional
 
 from pydantic import BaseModel, Field, StringConstraints
 
+from runhistory.protocol.routes import MAX_RUNS_PER_METRICS_READ
 from runhistory.store.base import RunStatus
 
 MAX_ID = 2**62  # ids, numbers, counts, offsets: what every database stores as a 64-bit integer
@@ -67,6 +68,14 @@ class RunFilterIn(BaseModel):
     status: Optional[StatusName] = None
     tags: dict[Name, Optional[Text]] = Field(default={}, max_length=100)
     target: Optional[Name] = None
+
+
+class MetricsOfRunsIn(BaseModel):
+    """The runs (at most MAX_RUNS_PER_METRICS_READ; ask for more in pages) whose series to read, and
+    which series (None: all)."""
+
+    run_ids: list[RunId] = Field(max_length=MAX_RUNS_PER_METRICS_READ)
+    names: Optional[list[Name]] = Field(default=None, max_length=MAX_ENTRIES)
 
 
 class StatusIn(BaseModel):

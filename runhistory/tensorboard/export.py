@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence
 
 from runhistory.core.errors import TensorboardError
 from runhistory.core.paths import refuse_non_folder
+from runhistory.protocol.series_of_runs import read_in_parts
+from runhistory.store.base import MetricSeries
 from runhistory.tensorboard.history import HistoryWriter, remove_previous_export
-from runhistory.tensorboard.layout import plan, resolve_runs
+from runhistory.tensorboard.layout import RunNode, plan, resolve_runs
 
 if TYPE_CHECKING:
     import logging
@@ -57,22 +60,47 @@ def export_to_tensorboard(
     root = check_logdir(_one_logdir(logsdir, logdir))
     report = _Reporter(_checked_logger(logger))
     nodes = plan(resolve_runs(run_data, workspace), recursive=recursive)
-    for done, node in enumerate(nodes, start=1):
-        folder = root / node.folder
-        try:
-            remove_previous_export(folder)
-            writer = HistoryWriter(node.run, folder, in_sweep=node.in_sweep, hparam_names=hparams or (), report=report)
-            try:
-                writer.sync(final=True)
-            finally:
-                writer.close()
-        except OSError as exc:
-            raise TensorboardError(
-                f"Cannot write TensorBoard files in {folder}: {exc.strerror or exc}; free space or pick another folder."
-            ) from exc
+    for done, (node, series) in enumerate(_with_series(nodes), start=1):
+        _export_run(node, root / node.folder, series, hparams, report)
         if progress is not None:
             progress(done, len(nodes))
     return [root / node.folder for node in nodes]
+
+
+POINTS_PER_READ = 1_000_000  # about how many points one read of many runs' series holds
+RUNS_PER_READ = 100
+
+
+def _with_series(nodes: list[RunNode]) -> Iterator[tuple[RunNode, dict[str, MetricSeries]]]:
+    """Each node with its run's whole series, read for many runs at once (a few queries rather
+    than a few per run) in parts of about POINTS_PER_READ points, so that memory stays bounded."""
+    for workspace, group in itertools.groupby(nodes, key=lambda node: node.run.workspace):
+        pending = list(group)
+        for node in pending:
+            node.run.flush()
+        run_ids = [node.run.id for node in pending]
+        read = workspace.store.get_metrics_of_runs
+        for count, series_of in read_in_parts(read, run_ids, POINTS_PER_READ, RUNS_PER_READ):
+            for node in pending[:count]:
+                yield node, series_of.get(node.run.id, {})
+            pending = pending[count:]
+
+
+def _export_run(
+    node: RunNode, folder: Path, series: dict[str, MetricSeries], hparams: Sequence[str] | None, report: "_Reporter"
+) -> None:
+    """Write one run's event files in ``folder`` (replacing an earlier export's) from its ``series``."""
+    try:
+        remove_previous_export(folder)
+        writer = HistoryWriter(node.run, folder, in_sweep=node.in_sweep, hparam_names=hparams or (), report=report)
+        try:
+            writer.sync(final=True, series=series)
+        finally:
+            writer.close()
+    except OSError as exc:
+        raise TensorboardError(
+            f"Cannot write TensorBoard files in {folder}: {exc.strerror or exc}; free space or pick another folder."
+        ) from exc
 
 
 def _one_logdir(logsdir: str | os.PathLike | None, logdir: str | os.PathLike | None) -> str | os.PathLike:

@@ -100,21 +100,25 @@ class HistoryWriter:
         self._writer: EventFileWriter | None = None
         self._session_written = False
 
-    def sync(self, final: bool = False) -> int:
+    def sync(self, final: bool = False, series: dict[str, MetricSeries] | None = None) -> int:
         """Write points logged since the last sync; on the ``final`` sync also the HParams session.
 
-        Returns the number of points written.
+        ``series``: the run's whole series, read already (an export reads those of many runs at
+        once); by default the store is asked for what is new. Returns the number of points written.
         """
-        self.run.flush()
-        store = self._workspace.store
-        summaries = store.get_metric_summaries(self.run.id)
-        grown = {s.name: s for s in summaries if s.count > self._written.get(s.name, 0)}
+        if series is None:
+            self.run.flush()
+            summaries, grown = self._read_grown()
+        else:
+            summaries = [summary_of(one) for one in series.values()]
+            grown = {
+                name: _from_point(one, self._written.get(name, 0))
+                for name, one in series.items()
+                if len(one.values) > self._written.get(name, 0)
+            }
         count = 0
-        if grown:
-            # Tables are rewritten whole (their text shows every row); the rest from where we were.
-            starts = {name: 0 if s.kind == MetricKind.TABLE else self._written.get(name, 0) for name, s in grown.items()}
-            for name, series in store.get_metrics(self.run.id, list(grown), start=starts).items():
-                count += self._write_isolated(series, self._written.get(name, 0))
+        for name, one in grown.items():
+            count += self._write_isolated(one, self._written.get(name, 0))
         if final and self._in_sweep and not self._session_written:
             try:
                 self._write_session(summaries)
@@ -126,6 +130,17 @@ class HistoryWriter:
         if self._writer is not None:
             self._writer.flush()
         return count
+
+    def _read_grown(self) -> tuple[list[MetricSummary], dict[str, MetricSeries]]:
+        """The run's summaries, and the series that grew since the last sync, read from where each was."""
+        store = self._workspace.store
+        summaries = store.get_metric_summaries(self.run.id)
+        grown = {s.name: s for s in summaries if s.count > self._written.get(s.name, 0)}
+        if not grown:
+            return summaries, {}
+        # Tables are rewritten whole (their text shows every row); the rest from where we were.
+        starts = {name: 0 if s.kind == MetricKind.TABLE else self._written.get(name, 0) for name, s in grown.items()}
+        return summaries, store.get_metrics(self.run.id, list(grown), start=starts)
 
     def close(self) -> None:
         """Close the event file."""
@@ -250,6 +265,21 @@ class HistoryWriter:
             status=_SESSION_STATUS.get(record.status),
         )
         self._session_written = record.status in RunStatus.TERMINAL
+
+
+def summary_of(series: MetricSeries) -> MetricSummary:
+    """What the store's summary of a series says (kind, count, last value), from the series itself."""
+    last = series.values[-1] if series.values else None
+    return MetricSummary(series.name, series.kind, len(series.values), last, series.description)
+
+
+def _from_point(series: MetricSeries, done: int) -> MetricSeries:
+    """A whole series from point ``done`` on, as a read of what is new gives it (tables: whole)."""
+    if done == 0 or series.kind == MetricKind.TABLE:
+        return series
+    return MetricSeries(
+        series.name, series.kind, series.steps[done:], series.values[done:], series.times[done:], series.description
+    )
 
 
 def session_hparams(run: "Run", hparam_names: Sequence[str], summaries: list[MetricSummary]) -> dict[str, Any]:

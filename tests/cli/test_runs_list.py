@@ -6,12 +6,16 @@ import csv
 import io
 import json
 import re
+import sqlite3
+from pathlib import Path
+from typing import Any, Iterator
 
 import pytest
+import sqlalchemy as sa
 
-from runhistory import Experiment
+from runhistory import Experiment, Workspace
 from runhistory.core.errors import RunHistoryError
-from runhistory.store.base import RunFilter
+from runhistory.store.base import RunFilter, RunStatus
 
 from tests.cli.support import assert_fits, assert_one_line_error, row_of
 
@@ -158,6 +162,50 @@ def test_the_store_reads_a_page_of_the_newest_runs_and_counts_them_all(populated
         store.list_runs(RunFilter(limit=-1))
     with pytest.raises(RunHistoryError, match="offset of a run listing"):
         store.list_runs(RunFilter(offset=-2))
+
+
+MANY = 600  # runs of the listing that must read one page only
+
+
+@pytest.fixture
+def many_runs(tmp_path: Path) -> Path:
+    """A workspace with MANY Completed runs of experiment ``many``."""
+    ws = Workspace.create(tmp_path / "ws")
+    experiment = ws.store.get_or_create_experiment("many")
+    for _ in range(MANY):
+        ws.store.create_run(experiment.id, status=RunStatus.COMPLETED)
+    return tmp_path / "ws"
+
+
+@pytest.fixture
+def statements() -> Iterator[list[tuple[str, Any]]]:
+    """Every SQL statement run (by any engine) while the test runs, with its parameters."""
+    seen: list[tuple[str, Any]] = []
+
+    def record(_connection, _cursor, statement, parameters, _context, _executemany) -> None:
+        seen.append((statement, parameters))
+
+    sa.event.listen(sa.engine.Engine, "before_cursor_execute", record)
+    yield seen
+    sa.event.remove(sa.engine.Engine, "before_cursor_execute", record)
+
+
+def _rows_read(database: Path, found: list[tuple[str, Any]]) -> list[int]:
+    """How many rows each SELECT among the statements gives, asked again of the database."""
+    with sqlite3.connect(database) as connection:
+        return [
+            len(connection.execute(statement, parameters).fetchall())
+            for statement, parameters in found
+            if statement.lstrip().upper().startswith("SELECT")
+        ]
+
+
+def test_a_page_of_many_runs_reads_that_page_and_counts_the_rest(many_runs, invoke, statements):
+    result = invoke("runs", "list", "-e", "many", "--offset", "100", "-w", str(many_runs))
+    assert result.exit_code == 0, result.output
+    assert f"Showing runs 101-150 of {MANY}; --offset 150 shows the next ones" in result.stdout
+    rows = _rows_read(many_runs / "runhistory.db", statements)
+    assert rows and max(rows) <= 50, rows  # the page, never every run
 
 
 # --- output formats and narrow terminals ---

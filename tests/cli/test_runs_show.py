@@ -5,8 +5,12 @@ from __future__ import annotations
 import csv
 import io
 import json
+from pathlib import Path
 
 import pytest
+
+from runhistory import Experiment, Workspace
+from runhistory.cli.runs import DEFAULT_METRICS
 
 from tests.cli.support import assert_fits, assert_one_line_error, row_of
 
@@ -129,3 +133,77 @@ def test_csv_is_one_row_with_nested_values_as_json(populated, invoke):
     [row] = list(csv.DictReader(io.StringIO(result.stdout)))
     assert row["id"] == populated.baseline.id and row["parent_id"] == ""
     assert json.loads(row["files"]) == {"outputs/notes.txt": 1500}
+
+
+# --- a run with many metrics ---
+
+WIDE = 20_000  # metric names of the wide run (runs show reads their summaries in one query)
+
+
+@pytest.fixture(scope="module")
+def wide(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A workspace whose run wide:1 has WIDE series ``m00000``...: one point each, value i, except
+    every 1000th, which has three points ending in -i."""
+    path = tmp_path_factory.mktemp("wide") / "ws"
+    run = Experiment(Workspace.create(path), "wide").start_logging()
+    for i in range(WIDE):
+        run.log(f"m{i:05d}", i)
+        if i % 1000 == 0:
+            run.log(f"m{i:05d}", 0.5)
+            run.log(f"m{i:05d}", -i)
+    run.complete()
+    return path
+
+
+def _expected_row(i: int) -> list[str]:
+    return [f"m{i:05d}", "scalar", "3", str(-i)] if i % 1000 == 0 else [f"m{i:05d}", "scalar", "1", str(i)]
+
+
+def test_many_metrics_show_the_first_ones_and_say_how_to_see_all(wide, invoke):
+    result = invoke("runs", "show", "wide:1", "-w", str(wide))
+    assert result.exit_code == 0, result.output
+    assert_fits(result.stdout)
+    metrics = _section(result.stdout, "Metrics").splitlines()
+    assert [line.split() for line in metrics[3:-1]] == [_expected_row(i) for i in range(DEFAULT_METRICS)]
+    assert metrics[-1] == f"Showing {DEFAULT_METRICS} of 20,000 metrics; --metrics 0 shows all, -o json gives data."
+    assert "Tags: none" in result.stdout and "Files: none" in result.stdout  # the sections after it are there
+
+
+def test_metrics_0_shows_every_count_and_last_value(wide, invoke):
+    result = invoke("runs", "show", "wide:1", "--metrics", "0", "-w", str(wide))
+    assert result.exit_code == 0, result.output
+    metrics = _section(result.stdout, "Metrics").splitlines()
+    assert metrics[1].split() == ["name", "kind", "count", "last", "value"]
+    assert [line.split() for line in metrics[3:]] == [_expected_row(i) for i in range(WIDE)]
+    assert "Showing" not in result.stdout
+
+
+def test_metrics_n_shows_the_first_n_by_name_and_all_without_a_note(populated, invoke):
+    result = invoke("runs", "show", "mnist:1", "--metrics", "3", "-w", str(populated.path))
+    metrics = _section(result.stdout, "Metrics").splitlines()
+    assert [line.split()[0] for line in metrics[3:-1]] == ["accuracy", "bound", "diverged"]
+    assert metrics[-1].startswith("Showing 3 of 8 metrics;")
+    everything = invoke("runs", "show", "mnist:1", "--metrics", "8", "-w", str(populated.path))
+    assert "Showing" not in everything.stdout
+
+
+def test_json_of_many_metrics_has_them_all(wide, invoke):
+    result = invoke("runs", "show", "wide:1", "-o", "json", "-w", str(wide))
+    metrics = json.loads(result.stdout)["metrics"]
+    assert len(metrics) == WIDE
+    assert metrics["m01000"] == {"kind": "scalar", "count": 3, "last_value": -1000}
+    assert metrics["m19999"] == {"kind": "scalar", "count": 1, "last_value": 19999}
+
+
+def test_a_long_value_ends_in_an_ellipsis_and_names_stay_readable(tmp_path, invoke):
+    run = Experiment(Workspace.create(tmp_path / "ws"), "long").start_logging()
+    run.log("a_metric_name_longer_than_thirty_characters", 1.5)
+    run.log("text", "word " * 40)
+    run.complete()
+    result = invoke("runs", "show", "long:1", "-w", str(tmp_path / "ws"))
+    assert_fits(result.stdout)
+    metrics = _section(result.stdout, "Metrics").splitlines()
+    assert row_of("\n".join(metrics), "a_metric_name_longer_than_thir") == ["a_metric_name_longer_than_thir", "scalar", "1", "1.5"]
+    assert "ty_characters" in metrics[4]  # the name folds onto the next line
+    text = row_of("\n".join(metrics), "text")
+    assert text[:3] == ["text", "scalar", "1"] and text[-1].endswith("\u2026")

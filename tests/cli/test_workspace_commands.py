@@ -216,3 +216,22 @@ def test_runs_show_with_a_number_beyond_int64_is_no_run(populated, invoke) -> No
     result = invoke("runs", "show", "mnist:99999999999999999999999", "-w", str(populated.path))
     assert_one_line_error(result, "No run 'mnist:99999999999999999999999'")
 
+
+
+def test_compact_merges_the_pieces_of_a_run_that_never_ended_and_keeps_every_point(tmp_path: Path, invoke) -> None:
+    ws = Workspace.create(tmp_path / "ws")
+    run = Experiment(ws, "e").start_logging()
+    for step in range(70):  # one flush per step: frames, then chunks folded from them, never the final merge
+        run.log("loss", 1.0 / (step + 1))
+        run.log("name", f"step {step}")
+        run.flush()
+    before = run.get_metrics()
+    result = invoke("workspace", "compact", "--run", run.id, "-w", str(tmp_path / "ws"))
+    assert result.exit_code == 0, result.output
+    merged = int(result.stdout.split(":")[-1].split()[0].replace(",", ""))
+    assert f"run {run.id}" in result.stdout and merged > 0
+    assert run.get_metrics() == before and len(before["loss"]) == 70
+    again = invoke("workspace", "compact", "-w", str(tmp_path / "ws"))
+    assert again.exit_code == 0 and again.stdout.rstrip().endswith("0 piece(s) merged away.")
+    unknown = invoke("workspace", "compact", "--run", "no-such-run", "-w", str(tmp_path / "ws"))
+    assert_one_line_error(unknown, "no-such-run")

@@ -7,6 +7,7 @@ import time
 import zlib
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from runhistory import Experiment
@@ -24,8 +25,10 @@ def test_batches_round_trip_numbers_strings_specials_and_mixed_steps() -> None:
     back = wire.decode_batches(wire.encode_batches(batches), 1 << 20)
     assert [b.name for b in back] == ["f", "i", "s"]
     assert back[0].values[0] == 1.5 and math.isnan(back[0].values[1]) and back[0].steps == [None] * 3
-    assert back[1].values == [1, 2] and back[1].steps == [10, 20] and back[1].description == "ints"
-    assert back[2].values == [{"a": 1}, "x"] and back[2].steps == [None, 5] and back[2].times == [1.0, 2.0]
+    # numbers and steps arrive as the int64 / float64 arrays the store takes as they are
+    assert back[0].values.dtype == np.float64 and back[1].values.dtype == np.int64 and back[1].steps.dtype == np.int64
+    assert back[1].values.tolist() == [1, 2] and back[1].steps.tolist() == [10, 20] and back[1].description == "ints"
+    assert back[2].values == [{"a": 1}, "x"] and back[2].steps == [None, 5] and back[2].times.tolist() == [1.0, 2.0]
 
 
 def test_bad_and_oversized_messages_are_refused() -> None:

@@ -1,4 +1,4 @@
-"""Metrics: append packed batches of points, read series as packed binary, summaries as JSON."""
+"""Metrics: append packed batches of points, read series (of one run or many) as packed binary, summaries as JSON."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ from fastapi import APIRouter, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from runhistory.core import errors
-from runhistory.protocol import wire
+from runhistory.protocol import series_of_runs, wire
 from runhistory.protocol.routes import API_PREFIX, BATCH_ID_HEADER
 from runhistory.server.dependencies import Limits, Store, json_response, read_body, records_response
-from runhistory.server.models import MAX_ID, PointsOut
+from runhistory.server.models import MAX_ID, MetricsOfRunsIn, PointsOut
 from runhistory.store.base import MetricSummary
 
 router = APIRouter(prefix=API_PREFIX, tags=["metrics"])
@@ -74,3 +74,27 @@ def get_metrics(
 def get_metric_summaries(run_id: str, store: Store) -> Response:
     """Each series' kind, count and last value."""
     return records_response(store.get_metric_summaries(run_id))
+
+
+@router.post("/metrics/of-runs", responses={200: {"content": {series_of_runs.MEDIA_TYPE: {}}}})
+def get_metrics_of_runs(body: MetricsOfRunsIn, store: Store) -> Response:
+    """The series of many runs at once (all, or those named), as packed binary (see
+    ``runhistory.protocol.series_of_runs``); a run that does not exist is left out. An answer
+    holds about ``POINTS_PER_ANSWER`` points at most and says how many runs it leaves unread."""
+    run_ids = list(dict.fromkeys(body.run_ids))
+    found: series_of_runs.SeriesOfRuns = {}
+    asked = 0
+    parts = series_of_runs.read_in_parts(
+        lambda part: store.get_metrics_of_runs(part, names=body.names), run_ids, _POINTS_PER_PART, _RUNS_PER_PART
+    )
+    for count, part in parts:
+        found.update(part)
+        asked += count
+        if series_of_runs.points_of(found) >= series_of_runs.POINTS_PER_ANSWER:
+            break
+    answer = series_of_runs.encode_series_of_runs(found, unread=len(run_ids) - asked)
+    return Response(answer, media_type=series_of_runs.MEDIA_TYPE)
+
+
+_POINTS_PER_PART = series_of_runs.POINTS_PER_ANSWER // 4  # an answer past its bound overshoots by a part at most
+_RUNS_PER_PART = 100

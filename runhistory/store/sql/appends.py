@@ -64,8 +64,8 @@ class SeriesCache:
 
 def append_batches(
     connection: Connection, batches: list[MetricBatch], cache: SeriesCache, trust_cache: bool
-) -> dict[str, int]:
-    """Append each batch to its series; returns ``{run_id: frames the run has now}``.
+) -> list[str]:
+    """Append each batch to its series (one frame per run); returns the ids of the runs.
 
     With ``trust_cache`` the remembered counts are used (and checked); without, every series
     row is read under lock. Raises :class:`StaleSeriesCounts` when a remembered count was wrong.
@@ -90,54 +90,62 @@ def append_batches(
     _move_counts_on(connection, updates)
     connection.execute(sa.insert(metric_frames), [frame.row() for frame in frames.values()])
     cache.remember(series)
-    return frames_per_run(connection, list(frames))
+    return list(frames)
 
 
 def append_batches_once(
     connection: Connection, batches: list[MetricBatch], batch_id: str, cache: SeriesCache, trust_cache: bool
-) -> dict[str, int]:
+) -> list[str]:
     """:func:`append_batches` unless a batch with this id was applied before (in the same transaction)."""
     seen = connection.execute(sa.select(applied_batches.c.id).where(applied_batches.c.id == batch_id)).first()
     if seen is not None:
-        return {}
+        return []
     connection.execute(sa.insert(applied_batches).values(id=batch_id, applied_time=time.time()))
-    return append_batches(connection, batches, cache, trust_cache) if batches else {}
-
-
-def frames_per_run(connection: Connection, run_ids: list[str]) -> dict[str, int]:
-    """How many frames (flushes not yet compacted) each run has."""
-    query = (
-        sa.select(metric_frames.c.run_id, sa.func.count())
-        .where(metric_frames.c.run_id.in_(run_ids))
-        .group_by(metric_frames.c.run_id)
-    )
-    return {run_id: count for run_id, count in connection.execute(query)}
+    return append_batches(connection, batches, cache, trust_cache) if batches else []
 
 
 def _move_counts_on(connection: Connection, updates: dict[int, list]) -> None:
     """Set each series' count and last value, checking that its count is still what was read.
 
     One statement for all series, its rows passed as one JSON array (SQLite) or four arrays
-    (PostgreSQL): an ``executemany`` of a thousand rows costs several times more.
+    (PostgreSQL): an ``executemany`` of a thousand rows costs as much or more.
     """
-    lasts = _json_texts([update[2] for update in updates.values()])
     if connection.dialect.name == "postgresql":
         ids = list(updates)
+        lasts = _json_texts([updates[i][2] for i in ids])
         result = connection.exec_driver_sql(
             _POSTGRES_MOVE_COUNTS,
             ([updates[i][0] for i in ids], lasts, ids, [updates[i][1] for i in ids]),
         )
     else:
-        rows = [[metric_id, update[0], last, update[1]] for (metric_id, update), last in zip(updates.items(), lasts)]
-        result = connection.exec_driver_sql(_SQLITE_MOVE_COUNTS, (json.dumps(rows),))
+        result = connection.exec_driver_sql(*_sqlite_move_counts(updates))
     if result.rowcount != len(updates):
         raise StaleSeriesCounts()
 
 
-_SQLITE_MOVE_COUNTS = (
-    "UPDATE metrics SET count = u.value ->> 1, last_value = u.value ->> 2 FROM json_each(?) AS u "
+def _sqlite_move_counts(updates: dict[int, list]) -> tuple[str, tuple[str]]:
+    """The SQLite statement and its one JSON parameter. Finite numbers go in as JSON numbers, and
+    SQLite's ``->`` gives back exactly the text Python's ``json.dumps`` would; anything else
+    (strings, rows, NaN, infinities) as its JSON text, taken with ``->>``."""
+    rows = [[metric_id, update[0], _plain(update[2]), update[1]] for metric_id, update in updates.items()]
+    try:
+        return _SQLITE_MOVE_COUNTS_NUMBERS, (json.dumps(rows, allow_nan=False),)
+    except (TypeError, ValueError):
+        lasts = _json_texts([update[2] for update in updates.values()])
+        texts = [[row[0], row[1], last, row[3]] for row, last in zip(rows, lasts)]
+        return _SQLITE_MOVE_COUNTS_TEXTS, (json.dumps(texts),)
+
+
+def _plain(value):
+    """A numpy int64 as an int (json cannot write it); anything else as it is (np.float64 is a float)."""
+    return value.item() if type(value) is np.int64 else value
+
+
+_SQLITE_MOVE_COUNTS_NUMBERS = (
+    "UPDATE metrics SET count = u.value ->> 1, last_value = u.value -> 2 FROM json_each(?) AS u "
     "WHERE metrics.id = u.value ->> 0 AND metrics.count = u.value ->> 3"
 )
+_SQLITE_MOVE_COUNTS_TEXTS = _SQLITE_MOVE_COUNTS_NUMBERS.replace("u.value -> 2", "u.value ->> 2")
 _POSTGRES_MOVE_COUNTS = (
     "UPDATE metrics SET count = u.new, last_value = u.last "
     "FROM unnest(%s::bigint[], %s::text[], %s::bigint[], %s::bigint[]) AS u(new, last, id, old) "

@@ -22,7 +22,8 @@ replace, checking that every row it deletes was still there (another compactor m
 there first: then it is rolled back and nothing changes). Readers read chunks and frames in
 one snapshot, so they see every point exactly once, before or after. A process killed during
 a compaction leaves the transaction undone. Writers of other runs wait at most one short
-transaction (a batch of :data:`SERIES_PER_TRANSACTION` series).
+transaction, and memory stays bounded: each step takes at most about
+:data:`POINTS_PER_TRANSACTION` points (and :data:`SERIES_PER_TRANSACTION` series).
 """
 
 from __future__ import annotations
@@ -40,9 +41,10 @@ from runhistory.store.sql.frames import JSON_CODE, FrameTable, index_steps, read
 from runhistory.store.sql.schema import metric_chunks, metric_frames, metrics
 
 FRAMES_PER_FOLD = 32
-TIER_FANOUT = 8
+TIER_FANOUT = 4
 CHUNK_POINTS_MAX = 1 << 20
 SERIES_PER_TRANSACTION = 500
+POINTS_PER_TRANSACTION = 2_000_000  # what one compaction step holds in memory, about 100 MB at most
 _FRAMES_PER_TRANSACTION = 256
 _IDS_PER_STATEMENT = 500
 
@@ -55,19 +57,36 @@ class CompactedMeanwhile(Exception):
 
 
 def fold_frames(connection: Connection, run_id: str) -> tuple[list[int], int]:
-    """Fold the oldest frames of a run into per-series chunks: the ids of the series touched and
-    how many pieces were merged away."""
-    rows = connection.execute(
-        sa.select(metric_frames).where(metric_frames.c.run_id == run_id).order_by(metric_frames.c.id).limit(_FRAMES_PER_TRANSACTION)
+    """Fold the oldest frames of a run (about :data:`POINTS_PER_TRANSACTION` points' worth, at least
+    one frame) into per-series chunks: the ids of the series touched and how many pieces were
+    merged away."""
+    heads = connection.execute(
+        sa.select(metric_frames.c.id, metric_frames.c.points)
+        .where(metric_frames.c.run_id == run_id)
+        .order_by(metric_frames.c.id)
+        .limit(_FRAMES_PER_TRANSACTION)
     ).all()
-    if not rows:
+    ids = _within_budget(heads, lambda head: head.points)
+    if not ids:
         return [], 0
+    rows = connection.execute(sa.select(metric_frames).where(metric_frames.c.id.in_(ids)).order_by(metric_frames.c.id)).all()
     table = read_frames(rows)
     chunk_rows = chunk_rows_of(table)
     if chunk_rows:
         connection.execute(sa.insert(metric_chunks), chunk_rows)
-    _delete_all(connection, metric_frames, table.frame_ids)
+    _delete_all(connection, metric_frames, ids)
     return sorted({row["metric_id"] for row in chunk_rows}), len(table) - len(chunk_rows)
+
+
+def _within_budget(items: list, points_of) -> list:
+    """The ids of the first items whose points add up to at most POINTS_PER_TRANSACTION (one at least)."""
+    chosen, total = [], 0
+    for item in items:
+        total += points_of(item)
+        if chosen and total > POINTS_PER_TRANSACTION:
+            break
+        chosen.append(item.id)
+    return chosen
 
 
 def chunk_rows_of(table: FrameTable) -> list[dict[str, Any]]:
@@ -126,17 +145,32 @@ def _gather(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
 # --- merging chunks -----------------------------------------------------------------------
 
 
-def merge_chunks(connection: Connection, metric_ids: list[int], full: bool) -> int:
-    """Merge the chunks of these series as the tiers say (``full``: as far as the size cap
-    allows); returns how many chunks were merged away."""
-    groups = [group for mid in _chunk_layouts(connection, metric_ids) for group in _merges(mid, full)]
-    if not groups:
+def plan_merges(connection: Connection, metric_ids: list[int], full: bool) -> list[list]:
+    """The groups of chunks to merge, by the tiers (``full``: as far as the size cap allows), each
+    a list of ``(id, metric_id, first_index, count, encoding)`` rows."""
+    return [group for layout in _chunk_layouts(connection, metric_ids) for group in _merges(layout, full)]
+
+
+def next_merges(groups: list[list]) -> tuple[list[list], list[list]]:
+    """The groups one transaction merges (about POINTS_PER_TRANSACTION points), and the rest."""
+    taken, total = 0, 0
+    for group in groups:
+        total += sum(chunk.count for chunk in group)
+        if taken and total > POINTS_PER_TRANSACTION:
+            break
+        taken += 1
+    return groups[:taken], groups[taken:]
+
+
+def merge_chunks(connection: Connection, groups: list[list]) -> int:
+    """Merge each group of chunks into one; returns how many chunks were merged away."""
+    wanted = [chunk.id for group in groups for chunk in group]
+    if not wanted:
         return 0
-    wanted = [chunk_id for group in groups for chunk_id in group]
     chunks = {row.id: row for ids in _batches(wanted) for row in connection.execute(sa.select(metric_chunks).where(metric_chunks.c.id.in_(ids)))}
     if len(chunks) != len(wanted):
         raise CompactedMeanwhile()
-    merged = [row for group in groups for row in merged_rows([chunks[i] for i in group])]
+    merged = [row for group in groups for row in merged_rows([chunks[chunk.id] for chunk in group])]
     connection.execute(sa.insert(metric_chunks), merged)
     _delete_all(connection, metric_chunks, wanted)
     return len(wanted) - len(merged)
@@ -160,8 +194,8 @@ def _chunk_layouts(connection: Connection, metric_ids: list[int]) -> Iterator[li
             yield current
 
 
-def _merges(chunks: list, full: bool) -> Iterator[list[int]]:
-    """Groups of adjacent chunks (contiguous points) to merge, by chunk id."""
+def _merges(chunks: list, full: bool) -> Iterator[list]:
+    """Groups of adjacent chunks (contiguous points) to merge."""
     for run in _adjacent_runs(chunks):
         if full:
             yield from _fill_up(run)
@@ -184,7 +218,7 @@ def _tier(count: int) -> int:
     return int(math.log(max(count, 1), TIER_FANOUT) + 1e-9)
 
 
-def _full_tiers(run: list) -> Iterator[list[int]]:
+def _full_tiers(run: list) -> Iterator[list]:
     """Each stretch of TIER_FANOUT adjacent chunks of one tier."""
     stretch: list = []
     for chunk in run:
@@ -192,23 +226,23 @@ def _full_tiers(run: list) -> Iterator[list[int]]:
             stretch = []
         stretch.append(chunk)
         if len(stretch) == TIER_FANOUT:
-            yield [c.id for c in stretch]
+            yield stretch
             stretch = []
 
 
-def _fill_up(run: list) -> Iterator[list[int]]:
+def _fill_up(run: list) -> Iterator[list]:
     """Adjacent chunks merged greedily up to CHUNK_POINTS_MAX points each."""
     group: list = []
     points = 0
     for chunk in run:
         if group and points + chunk.count > CHUNK_POINTS_MAX:
             if len(group) > 1:
-                yield [c.id for c in group]
+                yield group
             group, points = [], 0
         group.append(chunk)
         points += chunk.count
     if len(group) > 1:
-        yield [c.id for c in group]
+        yield group
 
 
 def merged_rows(chunks: list) -> list[dict[str, Any]]:
@@ -241,14 +275,31 @@ def merged_rows(chunks: list) -> list[dict[str, Any]]:
 # --- plumbing -----------------------------------------------------------------------------
 
 
+def frames_per_run(connection: Connection, run_ids: list[str]) -> dict[str, int]:
+    """How many frames (flushes not yet compacted) each run has."""
+    query = (
+        sa.select(metric_frames.c.run_id, sa.func.count())
+        .where(metric_frames.c.run_id.in_(run_ids))
+        .group_by(metric_frames.c.run_id)
+    )
+    return {run_id: count for run_id, count in connection.execute(query)}
+
+
 def series_of_run(connection: Connection, run_id: str) -> list[int]:
     """The ids of a run's series."""
     return list(connection.execute(sa.select(metrics.c.id).where(metrics.c.run_id == run_id).order_by(metrics.c.id)).scalars())
 
 
-def runs_with_frames(connection: Connection) -> list[str]:
-    """The runs that have frames not yet folded."""
-    return list(connection.execute(sa.select(metric_frames.c.run_id).distinct()).scalars())
+def runs_to_compact(connection: Connection) -> list[str]:
+    """The runs that have frames not yet folded, or a series in more than one chunk."""
+    spread = (
+        sa.select(metrics.c.run_id)
+        .join(metric_chunks, metric_chunks.c.metric_id == metrics.c.id)
+        .group_by(metrics.c.run_id, metrics.c.id)
+        .having(sa.func.count() > 1)
+    )
+    framed = sa.select(metric_frames.c.run_id)
+    return sorted(set(connection.execute(spread).scalars()) | set(connection.execute(framed).scalars()))
 
 
 def _delete_all(connection: Connection, table: sa.Table, ids: list[int]) -> None:

@@ -29,6 +29,7 @@ from filelock import FileLock
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
+from runhistory.core import settings
 from runhistory.core.extras import require
 from runhistory.core.uris import redact_uri
 from runhistory.core.errors import (
@@ -42,7 +43,7 @@ from runhistory.core.errors import (
 from runhistory.store.sql.schema import SCHEMA_REVISION
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
-SQLITE_BUSY_TIMEOUT_S = 60.0
+SQLITE_BUSY_TIMEOUT_S = 60.0  # the default of $RUNHISTORY_SQLITE_BUSY_TIMEOUT (see busy_timeout())
 # pg_advisory_lock key held while migrating a PostgreSQL database ("rhmigrat" in ASCII).
 POSTGRES_MIGRATION_LOCK = 0x72686D6967726174
 POSTGRES_CONNECT_TIMEOUT_S = 10
@@ -52,6 +53,11 @@ SQLITE_HEADER = b"SQLite format 3\x00"
 SQLITE_CHECKPOINT_WAIT_MS = 2000
 # SQLite's primary result codes: a damaged file, a file it cannot open, a file that is not a database.
 _SQLITE_CORRUPT, _SQLITE_CANTOPEN, _SQLITE_NOTADB = 11, 14, 26
+
+
+def busy_timeout() -> float:
+    """Seconds a SQLite statement waits for another process's lock (``$RUNHISTORY_SQLITE_BUSY_TIMEOUT``)."""
+    return settings.SQLITE_BUSY_TIMEOUT.positive_number()
 
 
 def head_revision() -> str:
@@ -80,7 +86,7 @@ def create_sqlite_engine(db_path: Path, *, must_exist: bool = False) -> Engine:
     target = f"file:{quote(str(db_path))}" + ("?mode=rw" if must_exist else "")
 
     def _connect() -> sqlite3.Connection:
-        return sqlite3.connect(target, uri=True, timeout=SQLITE_BUSY_TIMEOUT_S, check_same_thread=False)
+        return sqlite3.connect(target, uri=True, timeout=busy_timeout(), check_same_thread=False)
 
     engine = sa.create_engine(f"sqlite:///{db_path}", creator=_connect, poolclass=sa.pool.QueuePool)
     open_connections = {"pid": os.getpid(), "count": 0}
@@ -92,7 +98,7 @@ def create_sqlite_engine(db_path: Path, *, must_exist: bool = False) -> Engine:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute(f"PRAGMA busy_timeout={int(SQLITE_BUSY_TIMEOUT_S * 1000)}")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout() * 1000)}")
         cursor.close()
         if open_connections["pid"] != os.getpid():  # a forked child inherited none of them
             open_connections.update(pid=os.getpid(), count=0)
@@ -185,7 +191,7 @@ def open_sqlite(db_path: Path, *, create: bool = True) -> Engine:
     engine = create_sqlite_engine(db_path, must_exist=True)
     try:
         if _stored_revision(engine) != SCHEMA_REVISION:
-            with FileLock(str(db_path) + ".lock", timeout=SQLITE_BUSY_TIMEOUT_S):
+            with FileLock(str(db_path) + ".lock", timeout=busy_timeout()):
                 migrate(engine, where=str(db_path))
     except sa.exc.DatabaseError as exc:
         engine.dispose()
@@ -209,7 +215,7 @@ def refuse_unless_runhistory_sqlite(db_path: Path) -> None:
     if header != SQLITE_HEADER:
         raise CorruptWorkspaceError(corrupt_message(db_path, "the file is not a SQLite database", foreign=True))
     try:
-        probe = sqlite3.connect(f"file:{quote(str(db_path))}?mode=rw", uri=True, timeout=SQLITE_BUSY_TIMEOUT_S)
+        probe = sqlite3.connect(f"file:{quote(str(db_path))}?mode=rw", uri=True, timeout=busy_timeout())
         try:
             tables = {row[0] for row in probe.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         finally:
@@ -222,6 +228,31 @@ def refuse_unless_runhistory_sqlite(db_path: Path) -> None:
         raise CorruptWorkspaceError(corrupt_message(db_path, "a SQLite database without runhistory's tables", foreign=True))
 
 
+def _reclaim_freed_pages(building: Path) -> None:
+    """Make a new database file able to give pages back (``auto_vacuum=INCREMENTAL``, settable only
+    before the first table): compaction frees the pages of the pieces it merges, and
+    :func:`release_free_pages` returns them to the file system when a run ends."""
+    connection = sqlite3.connect(building)
+    try:
+        connection.execute("PRAGMA auto_vacuum=INCREMENTAL")
+    finally:
+        connection.close()
+
+
+def release_free_pages(engine: Engine, most: int = 4096) -> None:
+    """Give up to ``most`` free pages of a SQLite file back, best effort (nothing for a file made
+    without incremental auto-vacuum, or for PostgreSQL, whose autovacuum keeps its own free space)."""
+    if engine.dialect.name != "sqlite":
+        return
+    with engine.connect() as connection:
+        try:
+            # executescript steps the pragma to its end (execute() would free one page); in its
+            # own short write transaction
+            connection.connection.driver_connection.executescript(f"PRAGMA incremental_vacuum({int(most)});")
+        except sqlite3.Error:
+            pass  # busy or read-only: the pages are reused by the next writes anyway
+
+
 def _create_sqlite(db_path: Path) -> None:
     """Make a new workspace database at ``db_path`` whole: built beside it, then linked into
     place only if no file appeared there meanwhile (so other openers never see it half made)."""
@@ -229,11 +260,12 @@ def _create_sqlite(db_path: Path) -> None:
         db_path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise RunHistoryError(f"Cannot create the workspace folder {db_path.parent}: {exc.strerror or exc}.") from exc
-    with FileLock(str(db_path) + ".lock", timeout=SQLITE_BUSY_TIMEOUT_S):
+    with FileLock(str(db_path) + ".lock", timeout=busy_timeout()):
         if db_path.exists():
             return
         building = db_path.with_name(f".{db_path.name}.new-{os.getpid()}")
         try:
+            _reclaim_freed_pages(building)
             engine = create_sqlite_engine(building)
             try:
                 migrate(engine, where=str(db_path))

@@ -110,6 +110,7 @@ class FrameBuilder:
         return {
             "run_id": self.run_id,
             "created_time": time.time(),
+            "points": int(counts.sum()),
             "metric_ids": np.array(self._ids, dtype="<i8").tobytes(),
             "first_indexes": firsts.tobytes(),
             "counts": counts.tobytes(),
@@ -147,6 +148,23 @@ class FrameTable:
 
     def __len__(self) -> int:
         return len(self.metric_ids)
+
+    def only(self, keep: np.ndarray) -> "FrameTable":
+        """The pieces where ``keep`` (a boolean mask) is true; their points stay where they are."""
+        chosen = np.flatnonzero(keep)
+        return FrameTable(
+            frame_ids=self.frame_ids,
+            metric_ids=self.metric_ids[chosen],
+            first_indexes=self.first_indexes[chosen],
+            counts=self.counts[chosen],
+            codes=self.codes[chosen],
+            point_start=self.point_start[chosen],
+            cell_start=self.cell_start[chosen],
+            cells=self.cells,
+            steps=self.steps,
+            times=self.times,
+            json_values=[self.json_values[i] for i in chosen.tolist()],
+        )
 
     def piece(self, i: int) -> Piece:
         """Piece ``i`` on its own."""

@@ -123,6 +123,7 @@ metric_frames = Table(
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("run_id", String(512), ForeignKey("runs.id"), nullable=False),
     Column("created_time", Float, nullable=False),
+    Column("points", Integer, nullable=False),  # how many points it holds (a fold takes a bounded number)
     Column("metric_ids", LargeBinary, nullable=False),  # int64 per piece (one piece: one series' points)
     Column("first_indexes", LargeBinary, nullable=False),  # int64 per piece
     Column("counts", LargeBinary, nullable=False),  # int64 per piece

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from types import SimpleNamespace
 from typing import Any, Iterator, Sequence
 
 import numpy as np
@@ -18,6 +19,7 @@ from sqlalchemy.engine import Connection
 
 from runhistory.store import codec
 from runhistory.store.base import MetricSeries
+from runhistory.store.sql.compaction import chunk_rows_of
 from runhistory.store.sql.frames import Piece, read_frames
 from runhistory.store.sql.schema import metric_chunks, metric_frames, metrics
 
@@ -43,13 +45,32 @@ def read_series(
     if not rows:
         return {}
     wanted = {row.id for row in rows}
-    pieces: dict[int, list[Piece]] = defaultdict(list)
+    chunks: dict[int, list] = defaultdict(list)
     for chunk in _chunks(connection, sorted({row.run_id for row in rows}), names, min(starts.values(), default=0)):
         if chunk.metric_id in wanted:
-            pieces[chunk.metric_id].append(_chunk_piece(chunk))
+            chunks[chunk.metric_id].append(chunk)
+    framed: dict[int, list[Piece]] = defaultdict(list)
     for piece in _frame_pieces(connection, rows):
-        pieces[piece.metric_id].append(piece)
-    return {row.id: _series(row, pieces.get(row.id, []), starts.get(row.id, 0)) for row in rows}
+        framed[piece.metric_id].append(piece)
+    found = {}
+    for row in rows:
+        own, start = chunks.get(row.id, []), starts.get(row.id, 0)
+        if len(own) == 1 and row.id not in framed and own[0].first_index >= start:
+            found[row.id] = _whole_chunk(row, own[0])  # a finished run's series: one chunk, read as it is
+        else:
+            found[row.id] = _series(row, [*map(_chunk_piece, own), *framed.get(row.id, [])], start)
+    return found
+
+
+def _whole_chunk(row, chunk) -> MetricSeries:
+    return MetricSeries(
+        name=row.name,
+        kind=row.kind,
+        steps=codec.decode_steps(chunk.steps, chunk.first_index, chunk.count),
+        values=codec.decode_values(chunk.encoding, chunk.vals),
+        times=codec.decode_times(chunk.times),
+        description=row.description,
+    )
 
 
 def _chunks(connection: Connection, run_ids: list[str], names: Sequence[str] | None, start: int) -> Iterator[Any]:
@@ -66,7 +87,8 @@ def _chunks(connection: Connection, run_ids: list[str], names: Sequence[str] | N
 
 
 def _frame_pieces(connection: Connection, rows: list) -> Iterator[Piece]:
-    """The pieces of the wanted series in their runs' frames."""
+    """The points of the wanted series in their runs' frames: one piece per series (and encoding),
+    gathered from every frame at once as compaction would fold them."""
     run_ids = sorted({row.run_id for row in rows})
     frames = []
     for part in _parts(run_ids):
@@ -76,8 +98,8 @@ def _frame_pieces(connection: Connection, rows: list) -> Iterator[Piece]:
         return
     table = read_frames(frames)
     wanted = np.fromiter((row.id for row in rows), dtype=np.int64, count=len(rows))
-    for i in np.flatnonzero(np.isin(table.metric_ids, wanted)).tolist():
-        yield table.piece(i)
+    for folded in chunk_rows_of(table.only(np.isin(table.metric_ids, wanted))):
+        yield _chunk_piece(SimpleNamespace(**folded))
 
 
 def _chunk_piece(chunk) -> Piece:
@@ -98,17 +120,26 @@ def _series(row, pieces: list[Piece], start: int) -> MetricSeries:
             continue
         skip = max(0, start - piece.first_index)
         steps.append(piece.resolved_steps()[skip:])
-        piece_values = piece.values[skip:]
-        values.extend(piece_values.tolist() if isinstance(piece_values, np.ndarray) else piece_values)
+        values.append(piece.values[skip:])
         times.append(piece.times[skip:])
     return MetricSeries(
         name=row.name,
         kind=row.kind,
         steps=np.concatenate(steps) if steps else np.empty(0, np.int64),
-        values=values,
+        values=_listed(values),
         times=np.concatenate(times) if times else np.empty(0, np.float64),
         description=row.description,
     )
+
+
+def _listed(parts: list) -> list:
+    """The values of consecutive pieces as one list (one ``tolist`` when they are arrays of one type)."""
+    if len(parts) > 1 and all(type(part) is np.ndarray for part in parts) and len({part.dtype for part in parts}) == 1:
+        return np.concatenate(parts).tolist()
+    listed: list = []
+    for part in parts:
+        listed.extend(part.tolist() if type(part) is np.ndarray else part)
+    return listed
 
 
 def _parts(items: list) -> Iterator[list]:

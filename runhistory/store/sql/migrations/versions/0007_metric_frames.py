@@ -19,6 +19,7 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
         sa.Column("run_id", sa.String(512), sa.ForeignKey("runs.id"), nullable=False),
         sa.Column("created_time", sa.Float, nullable=False),
+        sa.Column("points", sa.Integer, nullable=False),
         sa.Column("metric_ids", sa.LargeBinary, nullable=False),
         sa.Column("first_indexes", sa.LargeBinary, nullable=False),
         sa.Column("counts", sa.LargeBinary, nullable=False),

@@ -1,0 +1,198 @@
+"""The spill file of a metrics buffer: points past its memory cap wait on local disk, in order.
+
+When the store cannot keep up (locked, slow, away), :class:`runhistory.metrics.MetricsBuffer`
+moves its oldest pending points here instead of growing past ``$RUNHISTORY_BUFFER_LIMIT_MB``.
+Each record is one future store call: its points,
+its batch id (the store skips an id it applied before, so a record replayed twice is written
+once) and its sequence number (the order its points were taken from the buffer in, which is
+the order records are written in). The file lives in the spool folder
+(:func:`runhistory.client.spool.spool_dir`), names its store in a JSON header line, and is
+locked while its process lives; that process deletes it once every record is written, and
+``runhistory sync`` replays the file of a process that died.
+
+File format: a JSON header line (``{"store": uri, "pid": ..., "created": ...}``), then records
+``u32 message length | u64 sequence | u32 points | u8 id length | id | message``. A message is
+``u32 length | JSON list of its series | their parts``: values, steps and times of each series
+as raw little-endian int64 / float64 (read back as numpy arrays, without copying), ``none``
+(no steps were given) or JSON (strings, rows, a mix). A record cut short by a crash is left
+out when the file is read.
+"""
+
+from __future__ import annotations
+
+import json
+import mmap
+import os
+import secrets
+import struct
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+from filelock import FileLock
+
+from runhistory.store.base import MetricBatch
+
+SPILL_SUFFIX = ".spill"
+_RECORD_HEAD = struct.Struct("<IQIB")
+_LENGTH = struct.Struct("<I")
+_RAW = {"<i8": np.dtype("<i8"), "<f8": np.dtype("<f8")}
+_NONE, _JSON = "none", "json"
+
+
+@dataclass(frozen=True)
+class SpillRecord:
+    """Where one record of a spill file is: its order, batch id, point count and message bytes."""
+
+    sequence: int
+    batch_id: str
+    points: int
+    offset: int
+    length: int
+
+
+def default_spill_dir() -> Path:
+    """The spool folder (``$RUNHISTORY_SPOOL_DIR``, else the ``spool`` folder of the config folder)."""
+    from runhistory.client.spool import spool_dir  # the client package imports httpx: start-up speed
+
+    return spool_dir()
+
+
+class SpillFile:
+    """The spill file of one buffer of this process: created and locked on first use."""
+
+    def __init__(self, store_uri: str, directory: Path | None = None) -> None:
+        directory = directory or default_spill_dir()
+        directory.mkdir(parents=True, exist_ok=True)
+        self.store_uri = store_uri
+        self.path = directory / f"{os.getpid()}-{int(time.time())}-{secrets.token_hex(4)}{SPILL_SUFFIX}"
+        self._lock = FileLock(str(self.path) + ".lock", thread_local=False)
+        self._lock.acquire()
+        # 0o600: a database URI may carry a password
+        self._file = os.fdopen(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb")
+        header = {"store": store_uri, "pid": os.getpid(), "created": time.time()}
+        self._file.write(json.dumps(header).encode() + b"\n")
+        self._file.flush()
+        self._reader = open(self.path, "rb")
+
+    def append(self, sequence: int, batch_id: str, batches: Sequence[MetricBatch]) -> SpillRecord:
+        """Write one record (to the operating system: it outlives this process) and say where it is."""
+        message = encode_message(batches)
+        ident = batch_id.encode()
+        points = sum(len(batch.values) for batch in batches)
+        head = _RECORD_HEAD.pack(len(message), sequence, points, len(ident)) + ident
+        offset = self._file.tell() + len(head)
+        self._file.write(head)
+        self._file.write(message)
+        self._file.flush()
+        return SpillRecord(sequence, batch_id, points, offset, len(message))
+
+    def read(self, record: SpillRecord) -> list[MetricBatch]:
+        """The batches of a record this file holds."""
+        return decode_message(os.pread(self._reader.fileno(), record.length, record.offset))
+
+    def delete(self) -> None:
+        """Close the file, remove it and let go of its lock (every record was written)."""
+        self._file.close()
+        self._reader.close()
+        self.path.unlink(missing_ok=True)
+        self._lock.release()
+        Path(self._lock.lock_file).unlink(missing_ok=True)
+
+
+class SpillReader:
+    """A spill file left by a process that ended: its header and records, in the order to write them."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        with open(path, "rb") as file:  # mapped, not read: a long stall can leave a large file
+            self._data = mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ)
+        newline = self._data.find(b"\n")
+        self.header: dict = json.loads(self._data[:newline])
+        self.records = sorted(_records(self._data, newline + 1), key=lambda record: record.sequence)
+
+    @property
+    def store_uri(self) -> str:
+        """The store the points belong to."""
+        return self.header["store"]
+
+    def read(self, record: SpillRecord) -> list[MetricBatch]:
+        """The batches of one record."""
+        return decode_message(self._data[record.offset : record.offset + record.length])
+
+    def close(self) -> None:
+        """Let go of the file's mapping."""
+        self._data.close()
+
+
+def encode_message(batches: Sequence[MetricBatch]) -> bytes:
+    """Batches as one message of a record (numbers raw, anything else JSON)."""
+    header, parts = [], []
+    for batch in batches:
+        columns = [_packed(batch.values), _packed(batch.steps), _packed(batch.times)]
+        header.append(
+            {
+                "run_id": batch.run_id,
+                "name": batch.name,
+                "kind": batch.kind,
+                "description": batch.description,
+                "n": len(batch.values),
+                "columns": [[encoding, len(blob)] for encoding, blob in columns],
+            }
+        )
+        parts += [blob for _, blob in columns]
+    head = json.dumps(header, separators=(",", ":")).encode()
+    return b"".join([_LENGTH.pack(len(head)), head, *parts])
+
+
+def decode_message(message: bytes) -> list[MetricBatch]:
+    """The batches of a message, numbers as numpy arrays over the message's bytes."""
+    (length,) = _LENGTH.unpack_from(message)
+    at = _LENGTH.size + length
+    batches = []
+    for entry in json.loads(message[_LENGTH.size : at]):
+        columns = []
+        for encoding, size in entry["columns"]:
+            columns.append(_unpacked(encoding, message[at : at + size], entry["n"]))
+            at += size
+        values, steps, times = columns
+        batches.append(MetricBatch(entry["run_id"], entry["name"], entry["kind"], values, steps, times, entry["description"]))
+    return batches
+
+
+def _packed(column: Any) -> tuple[str, bytes]:
+    if isinstance(column, np.ndarray) and column.dtype.str in _RAW:
+        return column.dtype.str, column.tobytes()
+    listed = column.tolist() if isinstance(column, np.ndarray) else list(column)
+    if listed.count(None) == len(listed):
+        return _NONE, b""
+    return _JSON, json.dumps(listed, allow_nan=True, separators=(",", ":")).encode()
+
+
+def _unpacked(encoding: str, blob: bytes, count: int) -> Any:
+    if encoding in _RAW:
+        return np.frombuffer(blob, dtype=_RAW[encoding])
+    if encoding == _NONE:
+        return [None] * count
+    return json.loads(blob)
+
+
+def _records(data: bytes | mmap.mmap, at: int) -> Iterator[SpillRecord]:
+    while at + _RECORD_HEAD.size <= len(data):
+        length, sequence, points, ident_length = _RECORD_HEAD.unpack_from(data, at)
+        at += _RECORD_HEAD.size
+        if at + ident_length + length > len(data):
+            return
+        batch_id = data[at : at + ident_length].decode()
+        at += ident_length
+        yield SpillRecord(sequence, batch_id, points, at, length)
+        at += length
+
+
+def orphan_spill_files(directory: Path | None = None) -> Iterator[tuple[Path, FileLock]]:
+    """Spill files whose process is gone, each locked for the caller (who must release it)."""
+    from runhistory.client.spool import orphan_files  # the client package imports httpx: start-up speed
+
+    return orphan_files(directory or default_spill_dir(), SPILL_SUFFIX)
