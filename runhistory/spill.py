@@ -12,10 +12,9 @@ locked while its process lives; that process deletes it once every record is wri
 
 File format: a JSON header line (``{"store": uri, "pid": ..., "created": ...}``), then records
 ``u32 message length | u64 sequence | u32 points | u8 id length | id | message``. A message is
-``u32 length | JSON list of its series | their parts``: values, steps and times of each series
-as raw little-endian int64 / float64 (read back as numpy arrays, without copying), ``none``
-(no steps were given) or JSON (strings, rows, a mix). A record cut short by a crash is left
-out when the file is read.
+what a client sends a server (:func:`runhistory.protocol.wire.encode_batches`), uncompressed:
+numbers as raw little-endian int64 / float64, strings, rows and mixes as JSON. A record cut
+short by a crash is left out when the file is read.
 """
 
 from __future__ import annotations
@@ -28,18 +27,16 @@ import struct
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Iterator, Sequence
 
-import numpy as np
 from filelock import FileLock
 
+from runhistory.protocol import wire
 from runhistory.store.base import MetricBatch
 
 SPILL_SUFFIX = ".spill"
 _RECORD_HEAD = struct.Struct("<IQIB")
-_LENGTH = struct.Struct("<I")
-_RAW = {"<i8": np.dtype("<i8"), "<f8": np.dtype("<f8")}
-_NONE, _JSON = "none", "json"
+_MAX_MESSAGE = 1 << 40  # a message is what this process wrote: no bound of its own
 
 
 @dataclass(frozen=True)
@@ -128,55 +125,13 @@ class SpillReader:
 
 
 def encode_message(batches: Sequence[MetricBatch]) -> bytes:
-    """Batches as one message of a record (numbers raw, anything else JSON)."""
-    header, parts = [], []
-    for batch in batches:
-        columns = [_packed(batch.values), _packed(batch.steps), _packed(batch.times)]
-        header.append(
-            {
-                "run_id": batch.run_id,
-                "name": batch.name,
-                "kind": batch.kind,
-                "description": batch.description,
-                "n": len(batch.values),
-                "columns": [[encoding, len(blob)] for encoding, blob in columns],
-            }
-        )
-        parts += [blob for _, blob in columns]
-    head = json.dumps(header, separators=(",", ":")).encode()
-    return b"".join([_LENGTH.pack(len(head)), head, *parts])
+    """Batches as one message of a record: the wire's packing, uncompressed (numbers raw)."""
+    return wire.encode_batches(batches, level=0)
 
 
 def decode_message(message: bytes) -> list[MetricBatch]:
-    """The batches of a message, numbers as numpy arrays over the message's bytes."""
-    (length,) = _LENGTH.unpack_from(message)
-    at = _LENGTH.size + length
-    batches = []
-    for entry in json.loads(message[_LENGTH.size : at]):
-        columns = []
-        for encoding, size in entry["columns"]:
-            columns.append(_unpacked(encoding, message[at : at + size], entry["n"]))
-            at += size
-        values, steps, times = columns
-        batches.append(MetricBatch(entry["run_id"], entry["name"], entry["kind"], values, steps, times, entry["description"]))
-    return batches
-
-
-def _packed(column: Any) -> tuple[str, bytes]:
-    if isinstance(column, np.ndarray) and column.dtype.str in _RAW:
-        return column.dtype.str, column.tobytes()
-    listed = column.tolist() if isinstance(column, np.ndarray) else list(column)
-    if listed.count(None) == len(listed):
-        return _NONE, b""
-    return _JSON, json.dumps(listed, allow_nan=True, separators=(",", ":")).encode()
-
-
-def _unpacked(encoding: str, blob: bytes, count: int) -> Any:
-    if encoding in _RAW:
-        return np.frombuffer(blob, dtype=_RAW[encoding])
-    if encoding == _NONE:
-        return [None] * count
-    return json.loads(blob)
+    """The batches of a message, numbers as numpy arrays."""
+    return wire.decode_batches(bytes(message), max_size=_MAX_MESSAGE)
 
 
 def _records(data: bytes | mmap.mmap, at: int) -> Iterator[SpillRecord]:

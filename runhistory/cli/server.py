@@ -3,8 +3,9 @@
 Which commands open a workspace: ``server`` and ``server token create|list|revoke`` open the
 database they serve or manage (``--workspace URI``: a folder, ``sqlite:///FILE`` or
 ``postgresql://...``, never a server's URL; ``--store`` is its old, hidden name). ``login URL``
-and ``sync`` talk to servers only (``sync`` replays the spool to the server each spool file
-names) and open no workspace, so they take no ``--workspace``.
+and ``sync`` open no workspace, so they take no ``--workspace``: ``sync`` replays each spool file
+to the server it names and each spill file (metrics a process could not write in time) to the
+store it names.
 """
 
 from __future__ import annotations

@@ -78,6 +78,8 @@ NO_STEPS = "none"  # every step of a batch is missing: each defaults to its poin
 def encode_optional_steps(steps: Sequence[int | None]) -> tuple[str, bytes]:
     """Steps of a batch, where a missing step is None: :data:`NO_STEPS` when every one is
     missing, :data:`INT64` when none is, else :data:`JSON` (a mix of steps and None)."""
+    if isinstance(steps, np.ndarray) and steps.dtype == np.int64:  # a buffer's packed steps
+        return INT64, steps.astype("<i8", copy=False).tobytes()
     steps = list(steps)
     missing = steps.count(None)
     if missing == len(steps):
