@@ -29,9 +29,10 @@ from runhistory.core.status import RunStatus
 from runhistory.store import codec
 from runhistory.store.base import MetricBatch
 from runhistory.store.sql.frames import FrameBuilder
-from runhistory.store.sql.schema import applied_batches, metric_frames, metrics, runs
+from runhistory.store.sql.schema import applied_batches, metric_chunks, metric_frames, metrics, runs
 
 NAMES_PER_QUERY = 500
+OWN_CHUNK_POINTS = 256  # a series' batch of at least this many points is written as a chunk, not into a frame
 _CACHE_LIMIT = 1_000_000  # series remembered per store, at most (then it starts afresh)
 
 
@@ -65,7 +66,8 @@ class SeriesCache:
 def append_batches(
     connection: Connection, batches: list[MetricBatch], cache: SeriesCache, trust_cache: bool
 ) -> list[str]:
-    """Append each batch to its series (one frame per run); returns the ids of the runs.
+    """Append each batch to its series (the short ones in one frame per run, the long ones as
+    chunks of their own); returns the ids of the runs that got a frame.
 
     With ``trust_cache`` the remembered counts are used (and checked); without, every series
     row is read under lock. Raises :class:`StaleSeriesCounts` when a remembered count was wrong.
@@ -73,14 +75,18 @@ def append_batches(
     require_open_runs(connection, batches)
     series = _series_of(connection, batches, cache if trust_cache else None)
     frames: dict[str, FrameBuilder] = {}
+    chunks: list[dict] = []  # batches long enough to be a chunk of their own
     updates: dict[int, list] = {}  # metric_id -> [new count, old count, last value]
     for batch in batches:
         entry = series[(batch.run_id, batch.name)]
         metric_id, first_index = entry[0], entry[2]
-        frame = frames.get(batch.run_id)
-        if frame is None:
-            frame = frames[batch.run_id] = FrameBuilder(batch.run_id)
-        frame.add(metric_id, first_index, batch.values, batch.steps, batch.times)
+        if len(batch.times) >= OWN_CHUNK_POINTS:
+            chunks.append(_chunk_row(metric_id, first_index, batch))
+        else:
+            frame = frames.get(batch.run_id)
+            if frame is None:
+                frame = frames[batch.run_id] = FrameBuilder(batch.run_id)
+            frame.add(metric_id, first_index, batch.values, batch.steps, batch.times)
         entry[2] = first_index + len(batch.times)
         update = updates.get(metric_id)
         if update is None:
@@ -88,9 +94,31 @@ def append_batches(
         else:
             update[0], update[2] = entry[2], batch.values[-1]
     _move_counts_on(connection, updates)
-    connection.execute(sa.insert(metric_frames), [frame.row() for frame in frames.values()])
+    if frames:
+        connection.execute(sa.insert(metric_frames), [frame.row() for frame in frames.values()])
+    if chunks:
+        connection.execute(sa.insert(metric_chunks), chunks)
     cache.remember(series)
     return list(frames)
+
+
+def _chunk_row(metric_id: int, first_index: int, batch: MetricBatch) -> dict:
+    """A ``metric_chunks`` row of one batch (a burst of points: nothing to gain from a frame)."""
+    steps = batch.steps
+    if type(steps) is not np.ndarray and steps.count(None) == len(steps):
+        steps_blob = None
+    else:
+        steps_blob = codec.encode_steps(codec.resolve_steps(steps, first_index), first_index)
+    encoding, vals = codec.encode_values(batch.values)
+    return {
+        "metric_id": metric_id,
+        "first_index": first_index,
+        "count": len(batch.times),
+        "encoding": encoding,
+        "steps": steps_blob,
+        "vals": vals,
+        "times": codec.encode_times(batch.times),
+    }
 
 
 def append_batches_once(
