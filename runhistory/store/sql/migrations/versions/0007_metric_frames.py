@@ -33,5 +33,12 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    # Frames hold points no chunk has yet: dropping them would lose those points.
+    left = op.get_bind().execute(sa.text("SELECT count(*) FROM metric_frames")).scalar()
+    if left:
+        raise RuntimeError(
+            f"{left} flush frame(s) are not compacted yet; run `runhistory workspace compact` with this "
+            f"version first, then downgrade."
+        )
     op.drop_index("ix_metric_frames_run", table_name="metric_frames")
     op.drop_table("metric_frames")
