@@ -31,6 +31,7 @@ from typing import Iterator, Sequence
 
 from filelock import FileLock
 
+from runhistory.core.errors import RunHistoryError
 from runhistory.protocol import wire
 from runhistory.store.base import MetricBatch
 
@@ -105,9 +106,14 @@ class SpillReader:
     def __init__(self, path: Path) -> None:
         self.path = path
         with open(path, "rb") as file:  # mapped, not read: a long stall can leave a large file
+            if os.fstat(file.fileno()).st_size == 0:
+                raise RunHistoryError(f"{path} is empty, not a runhistory spill file; it was left as it is.")
             self._data = mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ)
         newline = self._data.find(b"\n")
-        self.header: dict = json.loads(self._data[:newline])
+        self.header: dict = _header(self._data[:newline] if newline >= 0 else b"")
+        if self.header is None:
+            self._data.close()
+            raise RunHistoryError(f"{path} has no runhistory spill header (it was not written by runhistory); it was left as it is.")
         self.records = sorted(_records(self._data, newline + 1), key=lambda record: record.sequence)
 
     @property
@@ -132,6 +138,15 @@ def encode_message(batches: Sequence[MetricBatch]) -> bytes:
 def decode_message(message: bytes) -> list[MetricBatch]:
     """The batches of a message, numbers as numpy arrays."""
     return wire.decode_batches(bytes(message), max_size=_MAX_MESSAGE)
+
+
+def _header(line: bytes) -> dict | None:
+    """The JSON header of a spill file, or None when the first line is not one."""
+    try:
+        header = json.loads(line)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return header if isinstance(header, dict) and isinstance(header.get("store"), str) else None
 
 
 def _records(data: bytes | mmap.mmap, at: int) -> Iterator[SpillRecord]:

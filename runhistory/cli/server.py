@@ -332,7 +332,11 @@ def _send_spool_files(spool_dir: Path | None, token: str | None) -> tuple[int, l
     sent_files = 0
     failures = []
     for path in _each_released_after(orphan_spool_files(spool_dir)):
-        header, records = read_spool_file(path)
+        try:
+            header, records = read_spool_file(path)
+        except RunHistoryError as exc:  # not one of ours: say so, leave it
+            failures.append(str(exc))
+            continue
         client = HttpClient(header["url"], token)
         try:
             for record in records:
@@ -363,7 +367,11 @@ def _write_spill_files(spool_dir: Path | None, token: str | None) -> tuple[int, 
     written_files = 0
     failures = []
     for path in _each_released_after(orphan_spill_files(spool_dir)):
-        reader = SpillReader(path)
+        try:
+            reader = SpillReader(path)
+        except RunHistoryError as exc:  # not one of ours: say so, leave it
+            failures.append(str(exc))
+            continue
         where = redact_uri(reader.store_uri)
         try:
             store = open_run_store(reader.store_uri, token, create=False)

@@ -35,6 +35,7 @@ import tenacity
 from filelock import FileLock, Timeout
 
 from runhistory.core import settings
+from runhistory.core.errors import RunHistoryError
 from runhistory.client.credentials import config_dir
 from runhistory.client.http import BACKOFF, Retry
 
@@ -234,8 +235,13 @@ class Spool:
 def read_spool_file(path: Path) -> tuple[dict, list[SpoolRecord]]:
     """The header and records of a spool file (a record cut short by a crash is left out)."""
     data = path.read_bytes()
-    newline = data.index(b"\n")
-    header = json.loads(data[:newline])
+    newline = data.find(b"\n")
+    try:
+        header = json.loads(data[:newline]) if newline >= 0 else None
+    except (ValueError, UnicodeDecodeError):
+        header = None
+    if not isinstance(header, dict) or not isinstance(header.get("url"), str):
+        raise RunHistoryError(f"{path} has no runhistory spool header (it was not written by runhistory); it was left as it is.")
     return header, list(_records(data, newline + 1))
 
 

@@ -225,3 +225,16 @@ def test_a_client_spool_past_its_cap_sends_records_read_back_from_its_file(
     assert spool.wait(30)
     assert sent == records
     assert not list((tmp_path / "spool").iterdir())
+
+
+def test_sync_leaves_files_that_are_not_runhistorys_and_says_so_in_one_line(tmp_path: Path) -> None:
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    files = {"garbage.spill": b"garbage", "empty.spill": b"", "garbage.spool": b"\xff\xfe not json\n", "empty.spool": b""}
+    for name, content in files.items():
+        (spool / name).write_bytes(content)
+    result = sync(spool)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    message = result.stderr.strip()
+    assert len(message.splitlines()) == 1 and all(name in message for name in files), message
+    assert {path.name: path.read_bytes() for path in spool.iterdir() if not path.name.endswith(".lock")} == files
