@@ -22,11 +22,12 @@ def python_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def start_python(code: str, **env: str) -> subprocess.Popen:
-    """Start ``python -c code`` (dedented) with stdout and stderr piped."""
+def start_python(code: str, *, piped_stdin: bool = False, **env: str) -> subprocess.Popen:
+    """Start ``python -c code`` (dedented) with stdout and stderr piped (and stdin, to talk to it)."""
     return subprocess.Popen(
         [sys.executable, "-c", textwrap.dedent(code)],
         env=python_env(**env),
+        stdin=subprocess.PIPE if piped_stdin else None,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -21,7 +21,7 @@ import pytest
 
 from runhistory import Workspace
 from runhistory.spill import SpillReader
-from tests.helpers import python_env, wait_until
+from tests.helpers import python_env, start_python, wait_until
 
 BUSY_TIMEOUT_S = 0.2
 POINTS = 1_200_000  # more than one store call takes (1M): some stay in memory past the 1 MB cap
@@ -50,14 +50,7 @@ HOLDER = """
 
 def start(code: str, **env: str) -> subprocess.Popen:
     """``python -c code`` with stdin, stdout and stderr piped (stdin tells it when to go on)."""
-    return subprocess.Popen(
-        [sys.executable, "-c", textwrap.dedent(code)],
-        env=python_env(**env),
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    return start_python(code, piped_stdin=True, **env)
 
 
 def tell(process: subprocess.Popen) -> None:
