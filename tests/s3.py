@@ -108,7 +108,6 @@ def _wait_ready(server: S3Server, timeout: float = 60) -> None:
 def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
     """SeaweedFS with S3 on a free port, for the whole session."""
     folder = tmp_path_factory.mktemp("seaweedfs")
-    (folder / "data").mkdir()
     config = folder / "s3.json"
     config.write_text(
         json.dumps(
@@ -123,34 +122,51 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
             }
         )
     )
-    master, volume, filer, s3, admin = _free_ports(5)
-    log = folder / "weed.log"
-    command = [
-        _weed(), "mini", f"-dir={folder / 'data'}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
-        f"-s3.config={config}", f"-bucket={BUCKET}",
-        f"-master.port={master}", f"-volume.port={volume}", f"-filer.port={filer}",
-        f"-s3.port={s3}", f"-admin.port={admin}",
-        f"-filer.localSocket={folder / 'filer.sock'}", f"-s3.localSocket={folder / 's3.sock'}",
-        "-webdav=false", "-s3.port.iceberg=0", "-s3.port.lance=0", "-master.telemetry=false",
-        "-volume.preStopSeconds=0",
-    ]  # fmt: skip
-    with open(log, "wb") as out:
-        process = subprocess.Popen(
-            command, cwd=folder, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=_die_with_parent
-        )
-    server = S3Server(f"http://127.0.0.1:{s3}", BUCKET, process, log)
+    server = _start_weed(folder, config)
     try:
-        _wait_ready(server)
         yield server
     finally:
         try:
-            os.killpg(process.pid, signal.SIGTERM)
-            process.wait(timeout=15)
+            os.killpg(server.process.pid, signal.SIGTERM)
+            server.process.wait(timeout=15)
         except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+            os.killpg(server.process.pid, signal.SIGKILL)
+            server.process.wait()
         except ProcessLookupError:
             pass
+
+
+_START_ATTEMPTS = 3  # a port found free can be taken by another process before weed binds it
+
+
+def _start_weed(folder: Path, config: Path) -> S3Server:
+    """``weed mini`` on free ports, ready; started again on other ports when one was taken meanwhile."""
+    for attempt in range(1, _START_ATTEMPTS + 1):
+        master, volume, filer, s3, admin = _free_ports(5)
+        data = folder / f"data-{attempt}"
+        data.mkdir()
+        log = folder / f"weed-{attempt}.log"
+        command = [
+            _weed(), "mini", f"-dir={data}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
+            f"-s3.config={config}", f"-bucket={BUCKET}",
+            f"-master.port={master}", f"-volume.port={volume}", f"-filer.port={filer}",
+            f"-s3.port={s3}", f"-admin.port={admin}",
+            f"-filer.localSocket={folder / f'filer-{attempt}.sock'}", f"-s3.localSocket={folder / f's3-{attempt}.sock'}",
+            "-webdav=false", "-s3.port.iceberg=0", "-s3.port.lance=0", "-master.telemetry=false",
+            "-volume.preStopSeconds=0",
+        ]  # fmt: skip
+        with open(log, "wb") as out:
+            process = subprocess.Popen(
+                command, cwd=folder, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=_die_with_parent
+            )
+        server = S3Server(f"http://127.0.0.1:{s3}", BUCKET, process, log)
+        try:
+            _wait_ready(server)
+            return server
+        except RuntimeError:
+            if attempt == _START_ATTEMPTS or "address already in use" not in log.read_text(errors="replace"):
+                raise
+    raise AssertionError("unreachable")
 
 
 @pytest.fixture
