@@ -219,10 +219,6 @@ class SeriesBuffer:
                 pass
         self._add_to_new_segment(value, step, when)
 
-    def extend(self, point: tuple[Any, Any, Any]) -> None:
-        """Buffer one ``(value, step, wall time)`` point."""
-        self.add(*point)
-
     def _add_to_new_segment(self, value: Any, step: Any, when: Any) -> None:
         layout = _layout_for(value, step, when)
         if layout is not None:
@@ -635,9 +631,9 @@ class MetricsBuffer:
 
 
 def write_batches(
-    store: RunStore, batches: list[MetricBatch], batch_id: str | None, refused: Callable[[list[MetricBatch], Exception], None]
+    store: RunStore, batches: list[MetricBatch], batch_id: str, refused: Callable[[list[MetricBatch], Exception], None]
 ) -> None:
-    """Append ``batches`` under ``batch_id`` (written once however often this is called; None: no id).
+    """Append ``batches`` under ``batch_id`` (written once however often this is called).
 
     A failure that may pass raises. When the store refuses the call for good, it is written run
     by run, then series by series (each part under an id of its own), and ``refused(batches,
@@ -651,23 +647,19 @@ def write_batches(
         by_run.setdefault(batch.run_id, []).append(batch)
     for run_index, group in enumerate(by_run.values()):
         # "_r", "_s": never what a remote store (".N") or the client spool (":N") adds to an id
-        error = _append_or_refusal(store, group, _part_id(batch_id, f"_r{run_index}"))
+        error = _append_or_refusal(store, group, f"{batch_id}_r{run_index}")
         if error is None:
             continue
         if isinstance(error, (RunFinishedError, NotFoundError)) or len(group) == 1:
             refused(group, error)  # the run itself refuses: every series of it alike
             continue
         for series_index, one in enumerate(group):
-            error = _append_or_refusal(store, [one], _part_id(batch_id, f"_r{run_index}_s{series_index}"))
+            error = _append_or_refusal(store, [one], f"{batch_id}_r{run_index}_s{series_index}")
             if error is not None:
                 refused([one], error)
 
 
-def _part_id(batch_id: str | None, suffix: str) -> str | None:
-    return None if batch_id is None else batch_id + suffix
-
-
-def _append_or_refusal(store: RunStore, batches: list[MetricBatch], batch_id: str | None) -> Exception | None:
+def _append_or_refusal(store: RunStore, batches: list[MetricBatch], batch_id: str) -> Exception | None:
     """Append; the store's refusal for good if any (a failure that may pass raises)."""
     try:
         store.append_metrics(batches, batch_id=batch_id)

@@ -48,7 +48,7 @@ def test_a_poison_point_never_holds_back_other_series_or_runs(
     name, value, step, at, kind, reason = POISONS[poison]
     poisoned, other = exp.start_logging(), exp.start_logging()
     poisoned.log("fine", 1.0)
-    ws.backends.buffer.series(poisoned.id, name, kind).extend((value, step, time.time() if at is None else at))
+    ws.backends.buffer.series(poisoned.id, name, kind).add(value, step, time.time() if at is None else at)
     for i in range(100):
         other.log("loss", i * 0.5)
     poisoned.log("fine", 2.0)

@@ -140,7 +140,7 @@ def test_a_refusal_is_final_for_the_sdk_and_other_runs_are_written(
     stale = ws.get_run(run.id)
     run.complete()
     stale.log("late", 1.0)  # refused by the server (409): dropped, never spooled
-    ws.backends.buffer.series(other.id, "bad", "bogus").extend((1.0, None, time.time()))  # refused (400)
+    ws.backends.buffer.series(other.id, "bad", "bogus").add(1.0, None, time.time())  # refused (400)
     other.log("x", 2.0)
     other.complete()
     assert other.get_metrics() == {"x": 2.0} and run.get_metrics() == {}

@@ -170,7 +170,7 @@ def merge_chunks(connection: Connection, groups: list[list]) -> int:
     chunks = {row.id: row for ids in _batches(wanted) for row in connection.execute(sa.select(metric_chunks).where(metric_chunks.c.id.in_(ids)))}
     if len(chunks) != len(wanted):
         raise CompactedMeanwhile()
-    merged = [row for group in groups for row in merged_rows([chunks[chunk.id] for chunk in group])]
+    merged = [merged_row([chunks[chunk.id] for chunk in group]) for group in groups]
     connection.execute(sa.insert(metric_chunks), merged)
     _delete_all(connection, metric_chunks, wanted)
     return len(wanted) - len(merged)
@@ -245,7 +245,7 @@ def _fill_up(run: list) -> Iterator[list]:
         yield group
 
 
-def merged_rows(chunks: list) -> list[dict[str, Any]]:
+def merged_row(chunks: list) -> dict[str, Any]:
     """The chunk rows (in first_index order, adjacent) as one row. Chunks of different encodings
     (ints, then floats, then strings) merge as JSON, which keeps each value exactly as it was."""
     first = chunks[0]
@@ -259,17 +259,15 @@ def merged_rows(chunks: list) -> list[dict[str, Any]]:
         vals = b"".join(c.vals for c in chunks)
     steps = np.concatenate([codec.decode_steps(c.steps, c.first_index, c.count) for c in chunks])
     count = sum(c.count for c in chunks)
-    return [
-        {
-            "metric_id": first.metric_id,
-            "first_index": first.first_index,
-            "count": count,
-            "encoding": encoding,
-            "steps": codec.encode_steps(steps, first.first_index),
-            "vals": vals,
-            "times": b"".join(c.times for c in chunks),
-        }
-    ]
+    return {
+        "metric_id": first.metric_id,
+        "first_index": first.first_index,
+        "count": count,
+        "encoding": encoding,
+        "steps": codec.encode_steps(steps, first.first_index),
+        "vals": vals,
+        "times": b"".join(c.times for c in chunks),
+    }
 
 
 # --- plumbing -----------------------------------------------------------------------------

@@ -23,7 +23,6 @@ from runhistory.store import codec
 
 FLOAT_CODE, INT_CODE, JSON_CODE = 0, 1, 2
 CODE_OF_ENCODING = {codec.FLOAT64: FLOAT_CODE, codec.INT64: INT_CODE, codec.JSON: JSON_CODE}
-ENCODING_OF_CODE = {code: encoding for encoding, code in CODE_OF_ENCODING.items()}
 
 
 @dataclass(frozen=True)
@@ -164,24 +163,6 @@ class FrameTable:
             steps=self.steps,
             times=self.times,
             json_values=[self.json_values[i] for i in chosen.tolist()],
-        )
-
-    def piece(self, i: int) -> Piece:
-        """Piece ``i`` on its own."""
-        start, count = int(self.point_start[i]), int(self.counts[i])
-        code = int(self.codes[i])
-        if code == JSON_CODE:
-            values: Any = self.json_values[i]
-        else:
-            cells = self.cells[int(self.cell_start[i]) : int(self.cell_start[i]) + count]
-            values = cells.view("<f8") if code == FLOAT_CODE else cells
-        return Piece(
-            metric_id=int(self.metric_ids[i]),
-            first_index=int(self.first_indexes[i]),
-            encoding=ENCODING_OF_CODE[code],
-            values=values,
-            steps=self.steps[start : start + count],
-            times=self.times[start : start + count],
         )
 
 
