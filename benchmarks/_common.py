@@ -13,6 +13,7 @@ script calls :func:`fix_sys_path` before anything imports ``logging`` — see
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import platform
@@ -26,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 import urllib.request
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
@@ -228,6 +230,19 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def wait_for(check: Callable[[], Any], what: str = "a condition", timeout: float = 60.0, interval: float = 0.002) -> Any:
+    """Call ``check`` every ``interval`` seconds until it returns something true (returned), or
+    RuntimeError after ``timeout`` seconds naming ``what`` was waited for."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"timed out after {timeout:g} s waiting for {what}")
+        time.sleep(interval)
+
+
 def wait_http(url: str, timeout: float = 120) -> None:
     """Block until ``url`` answers 200."""
     deadline = time.monotonic() + timeout
@@ -414,3 +429,369 @@ def print_report(tables: Sequence[Table], notes: Sequence[str]) -> None:
         print(table.markdown())
         print()
     print("\n\n".join(notes))
+
+
+# --- a local Ray cluster (tests/ray_cluster.py re-exports these) -----------------------------
+#
+# Every node is `ray start --block` as a child in its own session, with ports of its own, so two
+# test sessions or a benchmark at the same time do not collide; it is stopped by its own
+# processes, never by `ray stop` (which ends every Ray process on the machine). The Jobs API
+# listens on 127.0.0.1 only; Ray itself turns `--node-ip-address=127.0.0.1` into this machine's
+# address (its `resolve_ip_for_localhost`), so the nodes list that address. Ray and psutil are
+# imported inside the functions: this module stays importable without them.
+
+# Every node's environment. The GCS marks a node dead after period * threshold of failed health
+# checks (Ray's defaults: 3 s and 5 failures, after 5 s of initial delay); these make a lost node
+# noticed in about 3 s. Without the drain timeout of 0, a SIGTERMed node first drains for 30 s.
+RAY_NODE_ENV = {
+    "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": "0",
+    # A dead node is seen within seconds (its raylet refuses at once); a live one that is slow to
+    # answer on a loaded machine (a shared 2-CPU box under a test suite) is not taken for dead.
+    "RAY_health_check_initial_delay_ms": "1000",
+    "RAY_health_check_period_ms": "1000",
+    "RAY_health_check_timeout_ms": "5000",
+    "RAY_health_check_failure_threshold": "5",
+    "RUNTIME_ENV_RETRY_TIMES": "1",  # a runtime_env that cannot be set up fails at its first try (3 by default)
+}
+RAY_WORKER_PORT_BLOCK = 200  # ports a node's Ray workers (one per worker process) may bind
+RAY_WORKER_PORT_RANGE = (20000, 32000)  # below Linux's ephemeral range, where free_port's ports come from
+RAY_PORT_LOCK_DIR = Path(tempfile.gettempdir()) / "rh-ray-ports"
+RAY_OBJECT_STORE_BYTES = 200 * 1024 * 1024  # the default (30% of RAM) would be far more than the jobs need
+RAY_BLOCKING_LINE = "This command will now block forever"  # what `ray start --block` prints once it has started all
+RAY_NODE_TIMEOUT_S = 90.0
+RAY_STOP_GRACE_S = 10.0
+
+_WATCHDOG = r"""
+import os, shutil, sys, time
+import psutil
+owner, temp_dir = int(sys.argv[1]), sys.argv[2]
+pids_file = os.path.join(temp_dir, "node-pids")
+while os.path.isdir(temp_dir) and psutil.pid_exists(owner):
+    time.sleep(1)
+if not os.path.isdir(temp_dir):
+    sys.exit(0)  # the cluster was stopped by its owner
+doomed = []
+for line in open(pids_file).read().split():
+    try:
+        node = psutil.Process(int(line))
+        doomed += [node, *node.children(recursive=True)]
+    except psutil.Error:
+        pass
+for process in doomed:
+    try:
+        process.kill()
+    except psutil.Error:
+        pass
+psutil.wait_procs(doomed, timeout=10)
+shutil.rmtree(temp_dir, ignore_errors=True)
+"""
+
+
+def _free_ports(count: int) -> list[int]:
+    """``count`` distinct TCP ports nobody listens on now (all held open while picking)."""
+    with contextlib.ExitStack() as stack:
+        probes = [stack.enter_context(socket.socket()) for _ in range(count)]
+        for probe in probes:
+            probe.bind(("127.0.0.1", 0))
+        return [probe.getsockname()[1] for probe in probes]
+
+
+def _reserve_worker_ports() -> tuple[int, int, Any]:
+    """A block of ports for one node's Ray workers: (first, last, the lock file that reserves it).
+
+    The block is reserved by an exclusive ``flock`` on a file of its own, held while the node
+    lives (and released by the kernel if this process dies), so two launchers never share one.
+    """
+    import fcntl
+    import random
+
+    RAY_PORT_LOCK_DIR.mkdir(exist_ok=True)
+    low, high = RAY_WORKER_PORT_RANGE
+    starts = list(range(low, high - RAY_WORKER_PORT_BLOCK + 1, RAY_WORKER_PORT_BLOCK))
+    random.shuffle(starts)
+    for start in starts:
+        lock = open(RAY_PORT_LOCK_DIR / f"{start}.lock", "w")  # noqa: SIM115 - held while the node lives
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            lock.close()
+            continue
+        return start, start + RAY_WORKER_PORT_BLOCK - 1, lock
+    raise RuntimeError(f"no free block of {RAY_WORKER_PORT_BLOCK} Ray worker ports in {low}-{high} ({RAY_PORT_LOCK_DIR})")
+
+
+def _ray_env() -> dict[str, str]:
+    """The environment of ``ray start``: this one's without a workspace or Ray address of the
+    launcher's (job drivers inherit it), this venv's bin first on PATH (job entrypoints run
+    ``python -m ...`` through the node's PATH), no usage stats, a quick health check."""
+    bin_dir = str(Path(sys.executable).parent)
+    path = os.pathsep.join([bin_dir, *(p for p in os.environ.get("PATH", "").split(os.pathsep) if p and p != bin_dir)])
+    env = {key: value for key, value in os.environ.items() if not key.startswith("RUNHISTORY_") and key != "RAY_ADDRESS"}
+    return {**env, "PATH": path, "RAY_USAGE_STATS_ENABLED": "0", **RAY_NODE_ENV}
+
+
+def _tail(path: Path, chars: int = 3000) -> str:
+    try:
+        return path.read_text(errors="replace")[-chars:]
+    except OSError:
+        return ""
+
+
+@dataclasses.dataclass
+class RayNode:
+    """One ``ray start --block`` process (a session of its own) and what it started."""
+
+    process: subprocess.Popen
+    log: Path  # the output of `ray start`
+    node_id: str = ""  # Ray's id of the node, once the head lists it
+    port_lock: Any = dataclasses.field(default=None, repr=False)  # reserves the node's worker ports
+
+    def processes(self) -> list[Any]:
+        """Every live process of this node: its process group and every descendant (Ray starts
+        workers in process groups and job drivers in sessions of their own)."""
+        import psutil
+
+        found: dict[int, psutil.Process] = {}
+        try:
+            root = psutil.Process(self.process.pid)
+            for process in [root, *root.children(recursive=True)]:
+                found[process.pid] = process
+        except psutil.NoSuchProcess:
+            pass
+        for process in psutil.process_iter():
+            try:
+                if process.pid not in found and os.getpgid(process.pid) == self.process.pid:
+                    found[process.pid] = process
+            except (OSError, psutil.Error):
+                pass
+        return list(found.values())
+
+    def kill(self) -> None:
+        """The machine's loss: SIGKILL every process of this node at once."""
+        import psutil
+
+        doomed = self.processes()
+        for process in doomed:
+            with contextlib.suppress(psutil.Error):
+                process.kill()
+        psutil.wait_procs(doomed, timeout=RAY_STOP_GRACE_S)
+        self._reap()
+
+    def stop(self, grace: float = RAY_STOP_GRACE_S) -> None:
+        """Graceful: SIGTERM the process group, wait up to ``grace`` seconds, SIGKILL what is left."""
+        import psutil
+
+        doomed = self.processes()  # before the SIGTERM: once parents exit, descendants are lost from view
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGTERM)
+        _gone, alive = psutil.wait_procs(doomed, timeout=grace)
+        for process in alive:
+            with contextlib.suppress(psutil.Error):
+                process.kill()
+        psutil.wait_procs(alive, timeout=grace)
+        self._reap()
+        # A node stopped while it starts may have spawned a process after the snapshot.
+        for _ in range(3):
+            if not self.processes():
+                break
+            self.kill()
+
+    def is_running(self) -> bool:
+        return self.process.poll() is None
+
+    def is_started(self) -> bool:
+        """Whether ``ray start`` has started every process of the node and now blocks (a SIGTERM
+        while it still starts some leaves it waiting for the grace period)."""
+        return RAY_BLOCKING_LINE in _tail(self.log)
+
+    def _reap(self) -> None:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.process.wait(timeout=RAY_STOP_GRACE_S)
+        if self.port_lock is not None:
+            self.port_lock.close()
+            self.port_lock = None
+
+
+@dataclasses.dataclass
+class RayCluster:
+    """A Ray head on this machine, its Jobs API on loopback, and the worker nodes added to it."""
+
+    address: str  # the dashboard / Jobs API, "http://127.0.0.1:D"
+    gcs_address: str  # "127.0.0.1:P", for `ray start --address`
+    temp_dir: Path
+    head: RayNode
+    workers: list[RayNode] = dataclasses.field(default_factory=list)
+
+    def __enter__(self) -> "RayCluster":
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()
+
+    def nodes(self) -> list[Any]:
+        """Ray's ``NodeState`` of every node the head knows, dead ones included."""
+        from ray.util.state import list_nodes
+
+        return list_nodes(address=self.address, limit=1000, timeout=10)
+
+    def alive_nodes(self) -> int:
+        """How many nodes the head lists ALIVE."""
+        return sum(node.state == "ALIVE" for node in self.nodes())
+
+    def node_state(self, node: RayNode) -> str:
+        """The head's state of ``node`` ("ALIVE", "DEAD"), or "" while the head does not list it."""
+        return next((n.state for n in self.nodes() if n.node_id == node.node_id), "")
+
+    def add_worker(self, num_cpus: int = 1, resources: dict[str, float] | None = None) -> RayNode:
+        """``ray start --address=GCS --block --num-cpus=N --resources=JSON`` on this machine;
+        returns once the head lists the new node ALIVE."""
+        known = {n.node_id for n in self.nodes()}
+        index = len(self.workers) + 1
+        extra = ["--address", self.gcs_address, "--num-cpus", str(num_cpus)]
+        if resources:
+            extra += ["--resources", json.dumps(resources)]
+        node = _start_ray_node(extra, self.temp_dir, self.temp_dir / f"worker-{index}.log", dashboard=False)
+        self.workers.append(node)
+        deadline = time.monotonic() + RAY_NODE_TIMEOUT_S
+        while True:
+            if not node.is_running():
+                raise RuntimeError(f"Ray worker node {index} exited {node.process.returncode}; its output: {_tail(node.log)}")
+            with contextlib.suppress(Exception):  # the state API answers errors while a node registers
+                fresh = [n for n in self.nodes() if n.node_id not in known and n.state == "ALIVE"]
+                if fresh and node.is_started():
+                    node.node_id = fresh[0].node_id
+                    return node
+            if time.monotonic() > deadline:
+                node.kill()
+                raise RuntimeError(f"Ray worker node {index} was not ALIVE at {self.address} after {RAY_NODE_TIMEOUT_S:g} s")
+            time.sleep(0.2)
+
+    def stop(self) -> None:
+        """Stop every node, the head last, and remove the temporary folder."""
+        for node in [*self.workers, self.head]:
+            node.stop()
+        shutil.rmtree(self.temp_dir, ignore_errors=True)
+
+
+def _start_ray_node(extra: list[str], temp_dir: Path, log: Path, *, dashboard: bool) -> RayNode:
+    """Start ``ray start --block`` with ports of its own; ``extra`` says head or worker and its size."""
+    first, last, port_lock = _reserve_worker_ports()
+    names = ["--node-manager-port", "--object-manager-port", "--metrics-export-port",
+             "--dashboard-agent-listen-port", "--dashboard-agent-grpc-port", "--runtime-env-agent-port"]
+    ports = [word for pair in zip(names, map(str, _free_ports(len(names)))) for word in pair]
+    command = [
+        str(Path(sys.executable).parent / "ray"), "start", "--block", *extra,
+        "--node-ip-address", "127.0.0.1", "--temp-dir", str(temp_dir),
+        "--min-worker-port", str(first), "--max-worker-port", str(last), *ports,
+        "--object-store-memory", str(RAY_OBJECT_STORE_BYTES), "--disable-usage-stats",
+    ]
+    if dashboard:
+        command += ["--dashboard-host", "127.0.0.1"]
+    with open(log, "wb") as output:
+        process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT,
+                                   env=_ray_env(), cwd=temp_dir, start_new_session=True)
+    with open(temp_dir / "node-pids", "a") as pids:
+        pids.write(f"{process.pid}\n")
+    return RayNode(process, log, port_lock=port_lock)
+
+
+def _start_watchdog(temp_dir: Path) -> None:
+    """A process of its own that kills the cluster's nodes if this process dies without stopping them."""
+    subprocess.Popen([sys.executable, "-c", _WATCHDOG, str(os.getpid()), str(temp_dir)],
+                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                     start_new_session=True)
+
+
+def _wait_for_jobs_api(address: str, head: RayNode) -> None:
+    from ray.job_submission import JobSubmissionClient
+
+    deadline = time.monotonic() + RAY_NODE_TIMEOUT_S
+    while True:
+        if not head.is_running():
+            raise RuntimeError(f"Ray head exited {head.process.returncode}; its output: {_tail(head.log)}")
+        try:
+            JobSubmissionClient(address).list_jobs()
+            return
+        except Exception:  # noqa: BLE001 - connection refused, then 5xx while the dashboard starts
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the Ray head's Jobs API at {address} did not answer in {RAY_NODE_TIMEOUT_S:g} s; "
+                                   f"its output: {_tail(head.log)}") from None
+            time.sleep(0.2)
+
+
+def _wait_for_head_node(cluster: RayCluster) -> str:
+    """The head's node id, once the head lists itself ALIVE and `ray start` blocks (a few seconds
+    after the Jobs API answers)."""
+    deadline = time.monotonic() + RAY_NODE_TIMEOUT_S
+    while True:
+        if not cluster.head.is_running():
+            raise RuntimeError(f"Ray head exited {cluster.head.process.returncode}; its output: {_tail(cluster.head.log)}")
+        with contextlib.suppress(Exception):  # the state API fails while the GCS has no node yet
+            for node in cluster.nodes():
+                if node.is_head_node and node.state == "ALIVE" and cluster.head.is_started():
+                    return node.node_id
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the Ray head at {cluster.address} did not list itself ALIVE in {RAY_NODE_TIMEOUT_S:g} s")
+        time.sleep(0.1)
+
+
+def start_ray_cluster(num_cpus: int = 2) -> RayCluster:
+    """A Ray head with ``num_cpus`` CPUs, its Jobs API on 127.0.0.1; returns once that API answers
+    and the head lists itself ALIVE (about 4 to 6 s here).
+
+    Stop it with ``cluster.stop()`` (or ``with start_ray_cluster() as cluster:``); should this
+    process die first, a watchdog process kills the cluster's nodes and removes its folder.
+    """
+    # Short: Ray's socket paths (temp_dir/session_.../sockets/...) must stay under 108 bytes.
+    temp_dir = Path(tempfile.mkdtemp(prefix="rh-ray-", dir="/tmp"))
+    _start_watchdog(temp_dir)
+    gcs_port, dashboard_port, client_port = _free_ports(3)
+    head = _start_ray_node(
+        ["--head", "--num-cpus", str(num_cpus), "--port", str(gcs_port), "--dashboard-port", str(dashboard_port),
+         "--ray-client-server-port", str(client_port), "--include-dashboard", "true"],
+        temp_dir, temp_dir / "head.log", dashboard=True,
+    )
+    cluster = RayCluster(f"http://127.0.0.1:{dashboard_port}", f"127.0.0.1:{gcs_port}", temp_dir, head)
+    try:
+        _wait_for_jobs_api(cluster.address, head)
+        head.node_id = _wait_for_head_node(cluster)
+    except BaseException:
+        cluster.stop()
+        raise
+    return cluster
+
+
+def scalar_latencies(tb_url: str, tb_run: str, tag: str, points: int, timeout: float) -> list[float]:
+    """Poll TensorBoard's scalars API every 50 ms until it serves ``points`` points of ``tag`` of
+    ``tb_run`` (or ``timeout`` seconds pass); per point, the seconds from its wall time to the poll
+    that first served it."""
+    import urllib.error
+
+    query = urllib.parse.urlencode({"run": tb_run, "tag": tag})
+    url = f"{tb_url.rstrip('/')}/data/plugin/scalars/scalars?{query}"
+    seen: set[int] = set()
+    latencies: list[float] = []
+    deadline = time.monotonic() + timeout
+    while len(seen) < points and time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=10) as response:
+                served = json.load(response)
+        except urllib.error.HTTPError:
+            served = []  # the run or tag is not loaded yet
+        now = time.time()
+        for wall, step, _value in served:
+            if step not in seen:
+                seen.add(step)
+                latencies.append(now - wall)
+        time.sleep(0.05)
+    return latencies
+
+
+def print_table(table: "Table") -> None:
+    """A benchmark's figures as text, then as Markdown (for the README), then the machine."""
+    print(table.text())
+    print()
+    print(table.markdown())
+    print()
+    print(f"Machine: {machine_info()}")
+

@@ -150,11 +150,7 @@ def main() -> None:
     table.add("runs list (in process)", c.fmt_seconds(inside_page), c.fmt_seconds(inside_all), c.fmt_ratio(inside_all / inside_page))
     table.add("runhistory runs list (process)", c.fmt_seconds(cli_page), c.fmt_seconds(cli_all), c.fmt_ratio(cli_all / cli_page))
     table.add("  of which start-up (--version)", c.fmt_seconds(start_up), c.fmt_seconds(start_up), "")
-    print(table.text())
-    print()
-    print(table.markdown())
-    print()
-    print(f"Machine: {c.machine_info()}")
+    c.print_table(table)
 
 
 if __name__ == "__main__":

@@ -215,11 +215,7 @@ def report(results: dict, sizes: argparse.Namespace) -> None:
         c.fmt_seconds(results["rh_read"]["seconds"]) + " s", c.fmt_seconds(results["mlflow_read"]["seconds"]) + " s",
         c.fmt_ratio(rh_read / mlflow_read) + " (per point)",
     )
-    print(table.text())
-    print()
-    print(table.markdown())
-    print()
-    print(f"Machine: {c.machine_info()}")
+    c.print_table(table)
     print(json.dumps({key: {k: v for k, v in value.items() if k != "latencies"} for key, value in results.items()}))
 
 

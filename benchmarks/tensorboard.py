@@ -196,11 +196,7 @@ def report(export: dict, start: dict, follow: dict, sizes: argparse.Namespace) -
     table.add("TensorBoard alone (Rust loader) over the exported folder", c.fmt_seconds(start["alone"]) + " s", "")
     table.add(f"follow latency p50 ({follow['samples']} samples)", c.fmt_seconds(follow["p50"]) + " s", "")
     table.add("follow latency p95", c.fmt_seconds(follow["p95"]) + " s", "")
-    print(table.text())
-    print()
-    print(table.markdown())
-    print()
-    print(f"Machine: {c.machine_info()}")
+    c.print_table(table)
 
 
 def main() -> None:

@@ -4,19 +4,23 @@ Runs ``scenario1_job.py`` as written (a training job on a local compute target, 
 live in TensorBoard; it prints the URL and what TensorBoard showed), then
 ``scenario2_export.py`` (a scikit-learn sweep exported to TensorBoard), shows its root run
 with ``runhistory runs show``, serves ``exportedTBlogs`` with the real TensorBoard, prints
-its URL and what it shows (read back from TensorBoard's own HTTP API), and keeps serving
-until Ctrl-C when run from a terminal.
+its URL and what it shows (read back from TensorBoard's own HTTP API), starts the web UI
+(``runhistory ui``) on the same workspace and prints the sweep as its runs table shows it, sorted
+by mse, and keeps both serving until Ctrl-C when run from a terminal.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
 import runpy
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Iterator
 
 import httpx
 
@@ -37,10 +41,11 @@ def main() -> None:
     runpy.run_path(str(EXAMPLES / "scenario2_export.py"), run_name="__main__")
     root = next(Experiment(Workspace.from_config(), "export-to-tensorboard").get_runs())
     subprocess.run(["runhistory", "runs", "show", f"export-to-tensorboard:{root.number}"], check=True)
-    with Tensorboard([], local_root="exportedTBlogs", port=0) as board:
+    with Tensorboard([], local_root="exportedTBlogs", port=0) as board, web_ui() as ui_url:
         describe(board.url)
+        describe_sweep_in_ui(ui_url, root.id)
         if sys.stdin.isatty():
-            print(f"\nTensorBoard is serving at {board.url} — press Ctrl-C to stop.")
+            print(f"\nTensorBoard is serving at {board.url} and the web UI at {ui_url} — press Ctrl-C to stop.")
             try:
                 while True:
                     time.sleep(1)
@@ -69,6 +74,34 @@ def describe(url: str) -> None:
         for group in sorted(groups, key=lambda g: g["hparams"]["alpha"]):
             metrics = {m["name"]["tag"]: m["value"] for m in group["metricValues"]}
             print(f"    alpha={group['hparams']['alpha']:.1f}  mse={metrics['mse']:.2f}")
+
+
+@contextlib.contextmanager
+def web_ui() -> Iterator[str]:
+    """``runhistory ui`` over this folder's workspace on a free port; yields its URL."""
+    process = subprocess.Popen(["runhistory", "ui", "--port", "0"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout is not None
+        found = re.search(r"http://\S+/", process.stdout.readline())
+        if found is None:
+            raise SystemExit("runhistory ui did not start (see its message above)")
+        yield found.group(0)
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+def describe_sweep_in_ui(url: str, root_id: str) -> None:
+    """Print the sweep's child runs as the UI's runs table shows them, best mse first."""
+    page = httpx.get(
+        f"{url}experiments/export-to-tensorboard",
+        params={"parent": root_id, "order_by": "metrics.mse.last asc"},
+        timeout=30,
+    )
+    page.raise_for_status()
+    names = re.findall(r'data-key="attributes.display_name"><a href="[^"]+">([^<]+)</a>', page.text)
+    print(f"\nThe web UI at {url} shows the sweep's {len(names)} child runs, best mse first: {', '.join(names)}")
+    print(f"  {page.url}")
 
 
 def _wait_for_runs(client: httpx.Client, count: int, timeout: float = 30) -> list[str]:

@@ -5,7 +5,8 @@ As written in the Azure ML how-to but for the import lines: the training script
 with tensorboardX) is copied into ``./sample_projects/tensorboard-demo`` and submitted to a
 local compute target; TensorBoard follows the job's ``logs/`` while it runs. Run it in any
 folder: it uses the workspace found by ``Workspace.from_config()`` (``./.runhistory`` by
-default). The last lines tell the TensorBoard URL and what TensorBoard showed.
+default). The last lines tell the TensorBoard URL, the curves the job's run history holds (its
+event files, read while it ran) and what TensorBoard showed.
 """
 
 import json
@@ -62,6 +63,9 @@ def what_tensorboard_shows(url):
 
 
 tb.wait_for_runs(timeout=60)     # the last epochs reach TensorBoard within a reload or two
+# The job's own event files are its run history too (read by its supervisor while it ran).
+curves = {name: values for name, values in run.get_metrics().items() if isinstance(values, list)}
+print(f"Run history of {run.id}: " + ", ".join(f"{name} ({len(values)} points)" for name, values in sorted(curves.items())))
 for tb_run, tags in what_tensorboard_shows(url).items():
     print(f"TensorBoard at {url} shows run {tb_run}: " + ", ".join(f"{tag} ({n} points)" for tag, n in tags.items()))
 tb.stop()

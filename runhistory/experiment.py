@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, Protocol, ru
 
 from runhistory.core.errors import JobConfigError, RunHistoryError
 from runhistory.store.base import ExperimentRecord, RunFilter, RunRecord, RunStatus, RunStore
+from runhistory.store.query import parse_order_by, parse_query
 from runhistory.core.validation import validate_experiment_name
 
 if TYPE_CHECKING:
@@ -91,17 +92,24 @@ class Experiment:
         include_children: bool = False,
         tags: str | Iterable[str] | Mapping[str, str | None] | None = None,
         status: str | None = None,
+        filter: str | None = None,
+        order_by: str | Iterable[str] | None = None,
     ) -> Iterator["Run"]:
         """The experiment's runs, newest first (top-level runs only unless ``include_children``).
 
         ``tags``: a tag name, a list of names (the runs must have them all) or a dict
-        ``{name: value}`` (value None: any value). ``status``: one status name. The runs are
-        read a page at a time as the iterator advances (see :func:`iter_runs`).
+        ``{name: value}`` (value None: any value). ``status``: one status name. ``filter``: an
+        expression of the run query language (see :mod:`runhistory.store.query`), e.g.
+        ``'metrics.mse < 3300 and tags.model = "ridge"'``; ``order_by``: a sort key such as
+        ``"metrics.mse asc"`` or a list of them (runs lacking a key come last). The runs are read
+        a page at a time as the iterator advances (see :func:`iter_runs`).
         """
         if status is not None and status not in RunStatus.ALL:
             raise RunHistoryError(f"Unknown run status {status!r}; use one of {', '.join(RunStatus.ALL)}.")
-        run_filter = RunFilter(
-            experiment_id=self.id, top_level_only=not include_children, status=status, tags=_tag_filter(tags)
+        run_filter = query_filter(
+            RunFilter(experiment_id=self.id, top_level_only=not include_children, status=status, tags=_tag_filter(tags)),
+            filter,
+            order_by,
         )
         return self._runs_of(iter_runs(self.workspace.store, run_filter))
 
@@ -138,6 +146,9 @@ def iter_runs(store: RunStore, run_filter: RunFilter, page_size: int = RUNS_PAGE
         raise RunHistoryError(
             f"Runs are read at least 2 a page (each page starts at the last run of the one before), not {page_size}."
         )
+    if run_filter.order_by:
+        yield from _iter_sorted_runs(store, run_filter, page_size)
+        return
     last: tuple[float, int] | None = None  # the sort key of the last run yielded
     offset, back = 0, page_size
     while True:
@@ -153,6 +164,32 @@ def iter_runs(store: RunStore, run_filter: RunFilter, page_size: int = RUNS_PAGE
         if len(page) < page_size:
             return
         offset += len(page) - 1
+
+
+def query_filter(run_filter: RunFilter, query: str | None, order_by: str | Iterable[str] | None) -> RunFilter:
+    """``run_filter`` with a filter expression and sort keys, both checked now (a bad one raises
+    :class:`QueryError` here, not when the runs are first read)."""
+    if query is not None:
+        parse_query(query)
+    keys = (order_by,) if isinstance(order_by, str) else tuple(order_by or ())
+    parse_order_by(keys)
+    return dataclasses.replace(run_filter, query=query, order_by=keys)
+
+
+def _iter_sorted_runs(store: RunStore, run_filter: RunFilter, page_size: int) -> Iterator[RunRecord]:
+    """Runs in the filter's own order, a page at a time by offset, each yielded once (a run whose
+    sort key changes meanwhile may move past the pages read: sorted listings are a snapshot per page)."""
+    seen: set[str] = set()
+    offset = 0
+    while True:
+        page = store.list_runs(dataclasses.replace(run_filter, limit=page_size, offset=offset))
+        for record in page:
+            if record.id not in seen:
+                seen.add(record.id)
+                yield record
+        if len(page) < page_size:
+            return
+        offset += len(page)
 
 
 def _sort_key(record: RunRecord) -> tuple[float, int]:

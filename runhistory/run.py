@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import os
 import time
 import traceback
@@ -36,6 +37,7 @@ from runhistory.workspace import Workspace
 
 
 _now = time.time
+_JOB_SPEC_FILE = "job.json"  # runhistory.jobs.spec.JOB_SPEC_FILE: the jobs layer sits above this one
 
 
 class Run:
@@ -345,12 +347,19 @@ class Run:
     def cancel(self) -> None:
         """Cancel the run. An interactive or child run is Canceled at once. A job run reads
         CancelRequested until its supervisor has ended the script's whole process tree, then
-        Canceled; a job whose script has not started yet never starts it."""
+        Canceled; a job whose script has not started yet never starts it (one still queued on a
+        Ray target is Canceled at once; a running Ray job is stopped through Ray's ``stop_job``)."""
         record = self._backends.store.get_run(self.id) or self._record
         if record.run_type != JOB_RUN_TYPE or record.status in RunStatus.TERMINAL:
             self._end(RunStatus.CANCELED)
             return
         self._record = self._backends.store.set_status(self.id, RunStatus.CANCEL_REQUESTED)
+        if self._record.status != RunStatus.CANCEL_REQUESTED:
+            return  # it had ended, or was still held in its target's queue (Canceled at once)
+        target = self._workspace.find_compute_target(record.target)
+        if target is not None:  # a Ray job is stopped through Ray; a local one's supervisor sees the request
+            target.cancel_job(self)
+            self.refresh()
 
     def _end(self, status: str, error: dict[str, Any] | None = None) -> None:
         # Bounded ($RUNHISTORY_COMPLETE_TIMEOUT): a stalled store leaves the points in the spill
@@ -530,7 +539,25 @@ class Run:
         }
         if record.error is not None:
             details["error"] = record.error
+        definition = self._run_definition()
+        if definition is not None:
+            details["runDefinition"] = definition
         return details
+
+    def _run_definition(self) -> dict[str, Any] | None:
+        """A job's script, arguments and target, as azureml's ``runDefinition`` (None for other runs)."""
+        if self._record.run_type != JOB_RUN_TYPE:
+            return None
+        try:
+            spec = json.loads(self._backends.artifacts.read(self.id, _JOB_SPEC_FILE))
+        except (RunHistoryError, OSError, ValueError):  # still uploading, or gone
+            return None
+        return {
+            "script": spec.get("script"),
+            "arguments": list(spec.get("arguments") or []),
+            "target": spec.get("target"),
+            "environmentVariables": dict(spec.get("environment_variables") or {}),
+        }
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Run) and other.id == self.id and other.workspace == self._workspace
@@ -547,6 +574,8 @@ class Run:
 
 def _metric_value(series: MetricSeries) -> Any:
     values = series.values
+    if series.kind == MetricKind.SUMMARY:  # its payloads stay in the run's event files
+        return {"kind": values[-1] if values else None, "count": len(values)}
     if series.kind == MetricKind.LIST:
         return list(values)
     if series.kind == MetricKind.TABLE:

@@ -8,7 +8,7 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any, TextIO
 
-from runhistory.core.errors import ArtifactNotFoundError, RunFailedError, WaitTimeoutError
+from runhistory.core.errors import ArtifactNotFoundError, RunFailedError, RunHistoryError, WaitTimeoutError
 from runhistory.core.status import RunStatus
 
 if TYPE_CHECKING:
@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 
 DRIVER_LOG = "system_logs/driver.log"  # a job's stdout and stderr, as its supervisor writes them
 POLL_INTERVAL_S = 0.25
+ADMIT_INTERVAL_S = 5.0
 
 
 class LogReader:
@@ -80,8 +81,10 @@ def wait_for_run(
         print(f"RunId: {run.id}", file=out)
         print(f"Run: {run.record.experiment_name}:{run.number}\n", file=out, flush=True)
     previous = None
+    queue = _QueueTender(run)
     while True:
         status = run.get_status()
+        queue.tend(status)
         if reader is not None:
             _write(out, reader, header=True)
         if status in RunStatus.TERMINAL:  # NotResponding is not: its process may come back
@@ -99,6 +102,31 @@ def wait_for_run(
         message = (details.get("error") or {}).get("message") or "no error was recorded"
         raise RunFailedError(f"Run {run.id} failed: {message}")
     return details
+
+
+class _QueueTender:
+    """While a job waits queued on a target that keeps its own queue (Ray), admit what has room
+    every ``ADMIT_INTERVAL_S``: a queue whose running jobs were all lost moves on while someone waits."""
+
+    def __init__(self, run: "Run") -> None:
+        self._run = run
+        self._next = time.monotonic() + ADMIT_INTERVAL_S
+        self._target: Any = None
+        self._looked = False
+
+    def tend(self, status: str) -> None:
+        if status not in (RunStatus.QUEUED, RunStatus.STARTING) or time.monotonic() < self._next:
+            return
+        self._next = time.monotonic() + ADMIT_INTERVAL_S
+        if not self._looked:
+            self._looked = True
+            target = self._run.workspace.find_compute_target(self._run.record.target)
+            self._target = target if target is not None and target.keeps_own_queue else None
+        if self._target is not None:
+            try:
+                self._target.admit_queued_runs()
+            except RunHistoryError:  # a cluster that does not answer now: the next tick tries again
+                pass
 
 
 def _print_summary(out: TextIO, run: "Run", details: dict[str, Any]) -> None:

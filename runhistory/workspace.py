@@ -11,7 +11,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping
 
 from runhistory.backends import WORKSPACE_FOLDER_NAME, Backends, open_backends
 from runhistory.core import settings
@@ -144,6 +144,13 @@ class Workspace:
             )
         return dict(_compute_target_reader(self))
 
+    def find_compute_target(self, name: str | None) -> Any | None:
+        """The compute target called ``name`` (a :class:`~runhistory.compute.ComputeTarget`), or
+        None when there is none or the compute targets are not loaded (a reader of run history)."""
+        if _compute_target_reader is None or not name:
+            return None
+        return dict(_compute_target_reader(self)).get(name)
+
     def local_folders(self) -> list[Path]:
         """What on this machine holds the workspace itself: no upload or job snapshot may include it.
 
@@ -195,6 +202,36 @@ class Workspace:
         if record is None:
             raise NotFoundError(f"No run {run_ref!r} in the workspace at {self.tracking_uri} (give an id or EXPERIMENT:NUMBER).")
         return Run.from_record(self, record)
+
+    def search_runs(
+        self,
+        filter: str | None = None,
+        order_by: "str | Iterable[str] | None" = None,
+        experiments: "Iterable[str] | None" = None,
+        include_children: bool = True,
+    ) -> "Iterator[Run]":
+        """Runs of every experiment (or of the ones named in ``experiments``) that pass ``filter``
+        (the run query language, see :mod:`runhistory.store.query`), sorted by ``order_by`` (newest
+        first without it), read a page at a time as the iterator advances; children too unless
+        ``include_children`` is False. An unknown experiment name raises :class:`NotFoundError`."""
+        from runhistory.experiment import iter_runs, query_filter  # see the module's note
+        from runhistory.run import Run
+        from runhistory.store.base import RunFilter
+
+        ids: tuple[int, ...] = ()
+        if experiments is not None:
+            names = [experiments] if isinstance(experiments, str) else list(experiments)
+            ids = tuple(self._experiment_id(name) for name in names)
+            if not ids:
+                return iter(())
+        run_filter = query_filter(RunFilter(top_level_only=not include_children, experiment_ids=ids), filter, order_by)
+        return (Run.from_record(self, record) for record in iter_runs(self.store, run_filter))
+
+    def _experiment_id(self, name: str) -> int:
+        found = self.store.get_experiment(name) if isinstance(name, str) else None
+        if found is None:
+            raise NotFoundError(f"No experiment {name!r:.80} in the workspace at {self.tracking_uri}.")
+        return found.id
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Workspace) and (self.tracking_uri, self.artifact_uri) == (

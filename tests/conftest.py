@@ -12,6 +12,7 @@ from runhistory import liveness
 
 from tests.helpers import ENV_VARS
 from tests.postgres import STORES, PostgresServer, start_server
+from tests.ray_cluster import RayCluster, start_ray_cluster
 from tests.s3 import s3_env, s3_server, s3_uri  # noqa: F401 - fixtures for every test folder
 
 
@@ -75,3 +76,13 @@ def exp(ws: Workspace) -> Experiment:
     """An experiment in the fresh workspace."""
     return Experiment(ws, "unit")
 
+
+@pytest.fixture(scope="session")
+def ray_cluster() -> Iterator[RayCluster]:
+    """A Ray head with 2 CPUs, for the session; stopped at its end, also when the session is
+    interrupted (a watchdog process stops it should this process be killed outright)."""
+    cluster = start_ray_cluster(num_cpus=2)
+    try:
+        yield cluster
+    finally:
+        cluster.stop()

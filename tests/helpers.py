@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
 import sys
 import textwrap
+import threading
 import time
-from typing import Callable, TypeVar
+from typing import Any, Callable, Iterator, TypeVar
 
 T = TypeVar("T")
 
@@ -63,3 +65,39 @@ def wait_until(check: Callable[[], T], timeout: float, interval: float = 0.05, w
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout:g} s waiting for {what or check}")
         time.sleep(interval)
+
+
+@contextlib.contextmanager
+def served(app: Any, on_stopped: Callable[[], None] | None = None) -> Iterator[str]:
+    """Serve an ASGI ``app`` with uvicorn on a free loopback port, in a thread; yields its base URL.
+    On exit the server is told to stop (within ~0.1 s) without waiting for it; ``on_stopped`` runs
+    once it has, in a thread of its own."""
+    import uvicorn
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(128)
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert time.monotonic() < deadline and thread.is_alive(), "the in-process server did not start"
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True  # the next test need not wait for it
+        if on_stopped is not None:
+            threading.Thread(target=lambda: (thread.join(10), on_stopped()), daemon=True).start()
+
+
+def stop_process(process: subprocess.Popen | None) -> None:
+    """End a child process of a test: SIGTERM, then SIGKILL after 10 s."""
+    if process is not None and process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(10)

@@ -28,7 +28,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--hidden", type=int, default=64, help="units of the hidden layer")
     parser.add_argument("--learning_rate", type=float, default=0.1)
     parser.add_argument("--batch_size", type=int, default=32)
-    parser.add_argument("--epoch_sleep", type=float, default=0.25, help="seconds to pause after each epoch")
+    parser.add_argument("--epoch_sleep", type=float, default=0.5, help="seconds to pause after each epoch (so that a watcher sees the curves grow)")
     parser.add_argument("--seed", type=int, default=0)
     return parser.parse_args()
 

@@ -6,11 +6,14 @@ import click
 
 from runhistory.core.version import __version__
 from runhistory.cli.common import WORKSPACE_HELP, RunHistoryGroup, remember_root_workspace
+from runhistory.cli.compute import compute_group
 from runhistory.cli.experiments import experiments_group
+from runhistory.cli.imports import import_group
 from runhistory.cli.jobs import submit_command
 from runhistory.cli.runs import runs_group
 from runhistory.cli.server import login_command, server_group, sync_command
 from runhistory.cli.tensorboard import export_command, tensorboard_command
+from runhistory.cli.ui import ui_command
 from runhistory.cli.workspace import workspace_group
 
 
@@ -45,6 +48,9 @@ cli.add_command(server_group)
 cli.add_command(login_command)
 cli.add_command(sync_command)
 cli.add_command(workspace_group)
+cli.add_command(compute_group)
+cli.add_command(import_group)
+cli.add_command(ui_command)
 
 
 if __name__ == "__main__":

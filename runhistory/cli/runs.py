@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, Iterator, Mapping
 
 import click
 from rich.console import Group, RenderableType
@@ -12,7 +12,7 @@ from rich.table import Table
 from rich.text import Text
 from rich.tree import Tree
 
-from runhistory.cli.common import StatusType, make_console, new_table, resolve_run, workspace_option
+from runhistory.cli.common import StatusType, make_console, new_table, one_line, resolve_run, workspace_option
 from runhistory.cli.format import (
     PlainColumn,
     PlainTable,
@@ -28,8 +28,12 @@ from runhistory.core.sizes import format_size
 from runhistory.core.errors import NotFoundError, RunFinishedError
 from runhistory.watch import follow_log
 from runhistory.run import Run
-from runhistory.store.base import JOB_RUN_TYPE, MetricSummary, RunFilter, RunRecord, RunStatus
+from runhistory.store.query import Key, QueryError, parse_order_by, parse_query
+from runhistory.store.base import JOB_RUN_TYPE, MetricKind, MetricStats, MetricSummary, RunFilter, RunRecord, RunStatus
 from runhistory.workspace import Workspace
+
+if TYPE_CHECKING:
+    from runhistory.cli.sweeps import SweepTrials
 
 DEFAULT_LIMIT = 50
 DEFAULT_METRICS = 100  # rows of the metrics table of ``runs show``
@@ -59,6 +63,20 @@ def runs_group() -> None:
 )
 @click.option("--include-children", "-c", is_flag=True, help="Also list child runs (by default only top-level runs).")
 @click.option(
+    "--filter",
+    "query",
+    metavar="EXPR",
+    help="Only the runs this expression matches, e.g. 'metrics.mse < 3300 and tags.model = \"ridge\"' "
+    "(keys: metrics.NAME[.min|.max|.last|.count], properties.NAME, tags.NAME, attributes.status ...).",
+)
+@click.option(
+    "--order-by",
+    "order_by",
+    metavar="KEY",
+    multiple=True,
+    help="Sort by this key, e.g. 'metrics.mse asc' (repeatable; runs lacking it come last; default: newest first).",
+)
+@click.option(
     "--limit",
     "-n",
     type=click.IntRange(min=0),
@@ -81,6 +99,8 @@ def list_runs(
     experiment_name: str | None,
     status: str | None,
     include_children: bool,
+    query: str | None,
+    order_by: tuple[str, ...],
     limit: int,
     offset: int,
     output: str,
@@ -94,10 +114,23 @@ def list_runs(
     Examples:
       runhistory runs list -e mnist --status Failed
       runhistory runs list --limit 50 --offset 50
+      runhistory runs list --filter 'metrics.mse < 3300' --order-by metrics.mse
       runhistory runs list -o json | jq -r '.[].id'
     """
-    page = find_runs(workspace, experiment_name, status, include_children, limit=limit or None, offset=offset)
+    try:
+        page = find_runs(
+            workspace, experiment_name, status, include_children, limit=limit or None, offset=offset,
+            query=query, order_by=order_by,
+        )
+    except QueryError as error:
+        raise BadQueryError(one_line(str(error))) from error
     emit([run_data(record) for record in page.records], output, lambda: _print_runs(workspace, page), columns=RUN_COLUMNS)
+
+
+class BadQueryError(click.ClickException):
+    """A ``--filter`` or ``--order-by`` that does not parse: one line, exit status 2 (a usage error)."""
+
+    exit_code = 2
 
 
 @dataclass(frozen=True)
@@ -109,6 +142,44 @@ class RunPage:
     total: int  # how many runs match, on every page
     experiment_name: str | None = None
     status: str | None = None
+    query: str | None = None
+    order_by: tuple[str, ...] = ()
+
+
+MAX_METRIC_COLUMNS = 4
+
+
+def metric_columns(workspace: Workspace, page: RunPage) -> dict[str, list[str]]:
+    """A column for each metric the sort keys and the filter name (at most MAX_METRIC_COLUMNS),
+    headed like ``mse`` or ``mse.min``, its cells the runs' values (empty when a run lacks it)."""
+    keys = [order.key for order in parse_order_by(page.order_by)]
+    if page.query:
+        keys += list(_keys_of(parse_query(page.query)))
+    wanted = list(dict.fromkeys(key for key in keys if key.section == "metrics"))[:MAX_METRIC_COLUMNS]
+    if not wanted or not page.records:
+        return {}
+    stats = workspace.store.get_metric_stats([record.id for record in page.records])
+    columns = {}
+    for key in wanted:
+        header = key.name if key.field == "last" else f"{key.name}.{key.field}"
+        columns[header] = [_stat_cell(stats.get(record.id, {}).get(key.name), key.field or "last") for record in page.records]
+    return columns
+
+
+def _keys_of(node: Any) -> Iterator[Key]:
+    if hasattr(node, "items"):
+        for item in node.items:
+            yield from _keys_of(item)
+    elif hasattr(node, "item"):
+        yield from _keys_of(node.item)
+    else:
+        yield node.key
+
+
+def _stat_cell(stats: MetricStats | None, field: str) -> str:
+    if stats is None:
+        return ""
+    return format_value(getattr(stats, field))
 
 
 def find_runs(
@@ -119,6 +190,8 @@ def find_runs(
     *,
     limit: int | None = None,
     offset: int = 0,
+    query: str | None = None,
+    order_by: tuple[str, ...] = (),
 ) -> RunPage:
     """The page of runs matching the options, newest first (all of them when ``limit`` is None);
     NotFoundError for an unknown experiment. Only that page is read from the store."""
@@ -130,14 +203,20 @@ def find_runs(
             raise NotFoundError(_unknown_experiment_message(workspace, experiment_name))
         experiment_id = experiment.id
     run_filter = RunFilter(
-        experiment_id=experiment_id, top_level_only=not include_children, status=status, limit=limit, offset=offset
+        experiment_id=experiment_id,
+        top_level_only=not include_children,
+        status=status,
+        limit=limit,
+        offset=offset,
+        query=query,
+        order_by=tuple(order_by),
     )
     records = store.list_runs(run_filter)
     if limit is not None:
         records = records[:limit]  # a store that ignores the limit (an older server) still shows one page
     partial = offset > 0 or (limit is not None and len(records) >= limit)
     total = store.count_runs(run_filter) if partial else len(records)
-    return RunPage(records, offset, total, experiment_name, status)
+    return RunPage(records, offset, total, experiment_name, status, query, tuple(order_by))
 
 
 def _print_runs(workspace: Workspace, page: RunPage) -> None:
@@ -145,7 +224,8 @@ def _print_runs(workspace: Workspace, page: RunPage) -> None:
     if not page.records:
         console.print(_no_runs_message(workspace, page), markup=False, soft_wrap=True)
         return
-    table = runs_table(page.records, console.width, show_experiment=page.experiment_name is None)
+    extra = metric_columns(workspace, page)
+    table = runs_table(page.records, console.width, show_experiment=page.experiment_name is None, extra=extra)
     if table.min_width and table.min_width > console.width:  # the terminal wraps the line; the id stays whole
         console.width = table.min_width
     console.print(table)
@@ -207,7 +287,8 @@ def _no_runs_message(workspace: Workspace, page: RunPage) -> str:
     where = f" of experiment {page.experiment_name!r}" if page.experiment_name else ""
     which = f" {page.status}" if page.status else ""
     beyond = f" past the newest {page.offset} (there are {page.total})" if page.offset and page.total else ""
-    return f"No{which} runs{where}{beyond} in the workspace at {workspace.tracking_uri}."
+    matching = f" matching {page.query!r}" if page.query else ""
+    return f"No{which} runs{where}{matching}{beyond} in the workspace at {workspace.tracking_uri}."
 
 
 # The columns a narrow terminal drops, first to last; the id always stays whole. The display
@@ -218,20 +299,28 @@ _NAME_MIN_WIDTH = 8
 _COLUMN_GAP = 2  # the table puts two spaces between columns
 
 
-def runs_table(records: list[RunRecord], width: int, show_experiment: bool = True) -> Table:
+def runs_table(
+    records: list[RunRecord], width: int, show_experiment: bool = True, extra: Mapping[str, list[str]] | None = None
+) -> Table:
     """The table of ``runs list`` for a terminal ``width`` wide: names ellipsize, ids stay whole
-    on one line, and where even that does not fit, the least needed columns are left out."""
-    headers = (["experiment"] if show_experiment else []) + ["#", "name", "status", "start", "duration", "id"]
+    on one line, and where even that does not fit, the least needed columns are left out.
+    ``extra``: more columns (a header and a cell per run) before the id."""
+    extra = dict(extra or {})
+    headers = (["experiment"] if show_experiment else []) + ["#", "name", "status", "start", "duration", *extra, "id"]
     rows = [_run_row(record) for record in records]
+    for at, row in enumerate(rows):
+        row[-1:-1] = [Text(cells[at], no_wrap=True) for cells in extra.values()]
     if not show_experiment:
         rows = [row[1:] for row in rows]
     columns = dict(zip(headers, zip(*rows)))
     natural = {header: max([len(header)] + [cell.cell_len for cell in cells]) for header, cells in columns.items()}
-    widths = _fitted_widths(headers, natural, width)
+    # the metrics a listing is sorted or filtered by outlast the start, the duration and the number
+    dropped_first = _DROPPED_FIRST[:3] + tuple(reversed(extra)) + _DROPPED_FIRST[3:]
+    widths = _fitted_widths(headers, natural, width, dropped_first)
     table = new_table()
     table.min_width = sum(widths.values()) + _COLUMN_GAP * (len(widths) - 1)  # an id wider than the terminal stays whole
     for header, column_width in widths.items():
-        justify = "right" if header in ("#", "duration") else "left"
+        justify = "right" if header in ("#", "duration", *extra) else "left"
         table.add_column(_clipped(header), justify=justify, no_wrap=True, overflow="ellipsis", width=column_width)
     kept = [headers.index(header) for header in widths]
     for row in rows:
@@ -239,13 +328,15 @@ def runs_table(records: list[RunRecord], width: int, show_experiment: bool = Tru
     return table
 
 
-def _fitted_widths(headers: list[str], natural: dict[str, int], width: int) -> dict[str, int]:
+def _fitted_widths(
+    headers: list[str], natural: dict[str, int], width: int, dropped_first: tuple[str, ...] = _DROPPED_FIRST
+) -> dict[str, int]:
     """The columns kept and their widths: all at their natural width when they fit ``width``;
-    else the names squeezed; else columns dropped in the order of ``_DROPPED_FIRST``."""
+    else the names squeezed; else columns dropped in the order of ``dropped_first``."""
     kept = list(headers)
     while True:
         widths = _squeezed_widths(kept, natural, width)
-        droppable = [header for header in _DROPPED_FIRST if header in kept]
+        droppable = [header for header in dropped_first if header in kept]
         if widths is not None or not droppable:
             return widths if widths is not None else {header: natural[header] for header in kept}
         kept.remove(droppable[0])
@@ -422,26 +513,28 @@ class RunDetails:
     tags: dict[str, Any]
     properties: dict[str, str]
     files: dict[str, int]
+    sweep: "SweepTrials | None" = None  # a HyperDrive sweep's trials
 
     @classmethod
     def of(cls, run: Run) -> "RunDetails":
         """Read the run's children, metrics summaries (one query), tags, properties and file list."""
+        from runhistory.cli.sweeps import sweep_trials  # the sweep's names load only for ``runs show``
+
         workspace = run.workspace
+        children = run.get_children()
         return cls(
             run,
-            run.get_children(),
+            children,
             workspace.store.get_metric_summaries(run.id),
             run.get_tags(),
             run.get_properties(),
             workspace.artifacts.list(run.id),
+            sweep_trials(run, children),
         )
 
     def data(self) -> dict[str, Any]:
         """The run as one plain record (see :data:`SHOW_COLUMNS`)."""
-        metrics = {
-            summary.name: {"kind": summary.kind, "count": summary.count, "last_value": summary.last_value}
-            for summary in self.metrics
-        }
+        metrics = {summary.name: _metric_data(summary) for summary in self.metrics}
         return {
             **run_data(self.run.record),
             "children": [child.id for child in self.children],
@@ -449,6 +542,7 @@ class RunDetails:
             "tags": self.tags,
             "properties": self.properties,
             "files": self.files,
+            **({"sweep": self.sweep.data()} if self.sweep is not None else {}),
         }
 
 
@@ -463,8 +557,14 @@ def _print_sections(details: RunDetails, metrics_limit: int | None) -> None:
 
 def run_sections(details: RunDetails, metrics_limit: int | None = DEFAULT_METRICS) -> list[RenderableType]:
     """What ``runs show`` prints, section by section (at most ``metrics_limit`` metrics; None: all)."""
+    trials = []
+    if details.sweep is not None:
+        from runhistory.cli.sweeps import trials_table
+
+        trials = [_section("Trials", trials_table(details.sweep))]
     return [
         run_header(details.run.record),
+        *trials,
         _section("Children", children_tree(details.run, details.children)),
         _section("Metrics", metrics_section(details.metrics, metrics_limit)),
         _section("Tags", key_value_table(details.tags)),
@@ -532,12 +632,19 @@ def _run_label(record: RunRecord) -> Text:
     return Text.assemble((f"#{record.number} ", "bold"), record.display_name, "  ", status_text(record.status))
 
 
-_METRIC_COLUMNS = (
-    PlainColumn("name", max_width=30, fold=True, shrinks=True),
-    PlainColumn("kind"),
-    PlainColumn("count", justify="right"),
-    PlainColumn("last value", shrinks=True),
-)
+def _metric_data(summary: MetricSummary) -> dict[str, Any]:
+    """A series in ``runs show``'s JSON and CSV: kind, count, last value (a summary's: its plugin)
+    and, for a series that did not come from the SDK, its source."""
+    data = {"kind": summary.kind, "count": summary.count, "last_value": summary.last_value}
+    if summary.source:
+        data["source"] = summary.source
+    return data
+
+
+_NAME_COLUMN = PlainColumn("name", max_width=30, fold=True, shrinks=True)
+_KIND_COUNT_COLUMNS = (PlainColumn("kind"), PlainColumn("count", justify="right"))
+_SOURCE_COLUMN = PlainColumn("source")
+_LAST_VALUE_COLUMN = PlainColumn("last value", shrinks=True)
 
 
 def metrics_section(summaries: list[MetricSummary], limit: int | None) -> RenderableType | None:
@@ -553,11 +660,25 @@ def metrics_section(summaries: list[MetricSummary], limit: int | None) -> Render
 def metrics_table(summaries: list[MetricSummary]) -> PlainTable | None:
     """Name, kind, number of points and last value of each series, or None when there are none.
 
-    A plain table: a run may have 100,000 series, and a rich Table takes 0.4 ms a row."""
+    A TensorBoard summary kept in the run's event files shows its plugin as its kind ("images")
+    and no last value; where some series came from elsewhere than the SDK, a source column
+    says where ("tensorboard": the run's own event files). A plain table: a run may have
+    100,000 series, and a rich Table takes 0.4 ms a row."""
     if not summaries:
         return None
-    rows = [(summary.name, summary.kind, str(summary.count), format_value(summary.last_value)) for summary in summaries]
-    return PlainTable(_METRIC_COLUMNS, rows)
+    with_source = any(summary.source for summary in summaries)
+    rows = [_metric_row(summary, with_source) for summary in summaries]
+    columns = (_NAME_COLUMN, *_KIND_COUNT_COLUMNS, *((_SOURCE_COLUMN,) if with_source else ()), _LAST_VALUE_COLUMN)
+    return PlainTable(columns, rows)
+
+
+def _metric_row(summary: MetricSummary, with_source: bool) -> tuple[str, ...]:
+    if summary.kind == MetricKind.SUMMARY:
+        kind, last = str(summary.last_value), ""
+    else:
+        kind, last = summary.kind, format_value(summary.last_value)
+    source = (summary.source,) if with_source else ()
+    return (summary.name, kind, str(summary.count), *source, last)
 
 
 def key_value_table(values: dict[str, Any]) -> Table | None:

@@ -81,7 +81,8 @@ def open_database(workspace_uri: str) -> tuple[str, RunStore]:
     return uri, open_run_store(uri)
 
 
-def _is_loopback(host: str) -> bool:
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is a loopback address (or ``localhost``)."""
     if host == "localhost":
         return True
     try:
@@ -105,7 +106,7 @@ def _is_loopback(host: str) -> bool:
 def server_group(
     ctx: click.Context, workspace_uri: str | None, artifact_uri: str | None, host: str, port: int, require_tokens: bool
 ) -> None:
-    """Serve a workspace's run history and its files over HTTP (REST API, OpenAPI schema at /docs).
+    """Serve a workspace's run history and its files over HTTP (the web UI at /, REST API, OpenAPI schema at /docs).
 
     \b
     Tokens: every request but /api/v1/health needs an active token (`runhistory server
@@ -140,9 +141,9 @@ def serve(workspace_uri: str, artifact_uri: str | None, host: str, port: int, re
     uvicorn = require("uvicorn", extra="server", feature="runhistory server")
     from runhistory.artifacts import open_artifact_store
     from runhistory.core.uris import default_artifact_uri, redact_uri
-    from runhistory.server.app import create_app
     from runhistory.server.auth import TokenGate
     from runhistory.server.connections import ConnectionLimits, guarded_protocol
+    from runhistory.ui.app import create_ui_app
     from runhistory.server.limits import RequestLimits
 
     limits = ConnectionLimits.from_settings().fitted_to_open_files()
@@ -155,27 +156,43 @@ def serve(workspace_uri: str, artifact_uri: str | None, host: str, port: int, re
     artifacts = open_artifact_store(artifact_uri)
     artifacts.verify()  # refuse to start on an unusable store rather than fail each request
     tokens = TokenGate(store.tokens(), require=require_tokens)
-    if not tokens.required() and not _is_loopback(host):
+    if not tokens.required() and not is_loopback(host):
         raise RunHistoryError(
             f"Refusing to listen on {host}, beyond loopback, without API tokens: anyone could read and write "
             f"the run history. Create one first: runhistory server token create NAME --workspace {workspace_uri}"
         )
-    sock = _listening_socket(host, port)
+    sock = listening_socket(host, port)
     shown = f"[{host}]" if ":" in host else host
     click.echo(f"runhistory server on http://{shown}:{sock.getsockname()[1]} (store {redact_uri(uri)}, artifacts {artifacts.uri})")
     click.echo(_token_state(tokens, require_tokens, workspace_uri))
     sys.stdout.flush()
     config = uvicorn.Config(
-        create_app(store, artifacts, require_tokens=require_tokens, limits=request_limits),
+        create_ui_app(
+            store,
+            artifacts,
+            tracking_uri=uri,
+            artifact_uri=artifact_uri,
+            require_tokens=require_tokens,
+            limits=request_limits,
+        ),
         http=guarded_protocol(limits),
         log_level="warning",
         access_log=False,
         timeout_keep_alive=30,
     )
-    uvicorn.Server(config).run(sockets=[sock])
+    run_until_stopped(uvicorn.Server(config), sock)
 
 
-def _listening_socket(host: str, port: int) -> socket.socket:
+def run_until_stopped(server: Any, sock: socket.socket) -> None:
+    """Serve on ``sock`` until Ctrl-C, which stops it quietly (exit status 0): uvicorn shuts down
+    gracefully and then raises the interrupt again, which would read as a failure."""
+    try:
+        server.run(sockets=[sock])
+    except KeyboardInterrupt:
+        pass
+
+
+def listening_socket(host: str, port: int) -> socket.socket:
     """A socket listening on ``host:port`` (a free port for 0); a one-sentence error when taken."""
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

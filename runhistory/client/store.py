@@ -42,14 +42,19 @@ from runhistory.store import batch_check
 from runhistory.store.base import (
     ComputeTargetRecord,
     ExperimentRecord,
+    ExperimentSummary,
     MetricBatch,
     MetricSeries,
+    MetricStats,
     MetricSummary,
     RunFilter,
+    RunKeys,
     RunOwner,
     RunRecord,
     RunStatus,
     RunStore,
+    check_admission,
+    check_stats_run_ids,
 )
 
 _Found = TypeVar("_Found")
@@ -59,6 +64,12 @@ def _filter_body(run_filter: RunFilter) -> dict[str, Any]:
     """A run filter as the JSON body of a listing (its page goes as query parameters)."""
     body = dataclasses.asdict(run_filter)
     body["tags"] = dict(run_filter.tags)
+    order_by = run_filter.order_by
+    body["order_by"] = [order_by] if isinstance(order_by, str) else list(order_by)
+    body["experiment_ids"] = list(run_filter.experiment_ids)
+    for name in ("query", "order_by", "experiment_ids"):  # the body of a plain listing stays as it was
+        if body[name] is None or body[name] == []:
+            del body[name]
     del body["limit"], body["offset"]
     return body
 
@@ -209,6 +220,16 @@ class RemoteRunStore(RunStore):
         body = {"target": target, "max_concurrent": max_concurrent}
         return self.http.json("POST", f"/runs/{quote_part(run_id)}/claim", json=body, idempotent=False)["claimed"]
 
+    def hold_in_queue(self, run_id: str) -> str:
+        return self.http.json("POST", f"/runs/{quote_part(run_id)}/hold")["status"]
+
+    def admit_queued_jobs(self, target: str, max_in_flight: int, limit: int | None = None) -> list[str]:
+        check_admission(target, max_in_flight, limit)  # the same sentence as the store's, before any request
+        body = {"max_in_flight": max_in_flight, "limit": limit}
+        # never retried once it may have reached the server: a retried admission would admit runs nobody starts
+        answer = self.http.json("POST", f"/compute-targets/{quote_part(target)}/admit", json=body, idempotent=False)
+        return list(answer["admitted"])
+
     def save_compute_target(self, name: str, kind: str, config: Mapping[str, Any]) -> ComputeTargetRecord:
         data = self.http.json("PUT", f"/compute-targets/{quote_part(name)}", json={"kind": kind, "config": dict(config)})
         return ComputeTargetRecord(**data)
@@ -280,7 +301,7 @@ class RemoteRunStore(RunStore):
         return decode_series(self.http.request("GET", f"/runs/{quote_part(run_id)}/metrics", params=params).content)
 
     def get_metrics_of_runs(
-        self, run_ids: Sequence[str], *, names: Sequence[str] | None = None
+        self, run_ids: Sequence[str], *, names: Sequence[str] | None = None, numeric_arrays: bool = False
     ) -> dict[str, dict[str, MetricSeries]]:
         """Requests of at most ``MAX_RUNS_PER_METRICS_READ`` runs (the server's cap), each asking
         for the runs the one before left unread; a server older than that route is read one run
@@ -300,7 +321,28 @@ class RemoteRunStore(RunStore):
         return found
 
     def get_metric_summaries(self, run_id: str) -> list[MetricSummary]:
-        return [MetricSummary(**item) for item in self.http.json("GET", f"/runs/{quote_part(run_id)}/metric-summaries")]
+        answer = self.http.json("GET", f"/runs/{quote_part(run_id)}/metric-summaries")
+        return [MetricSummary(**{key: item[key] for key in _SUMMARY_FIELDS if key in item}) for item in answer]
+
+    def get_metric_stats(self, run_ids: Sequence[str]) -> dict[str, dict[str, MetricStats]]:
+        wanted = [run_id for run_id in check_stats_run_ids(run_ids) if validation.is_storable_text(run_id)]
+        if not wanted:
+            return {}
+        answer = self.http.json("POST", "/runs/metric-stats", json={"run_ids": wanted})
+        return {
+            run_id: {name: MetricStats(**{key: item[key] for key in _STATS_FIELDS}) for name, item in series.items()}
+            for run_id, series in answer.items()
+        }
+
+    def run_keys(self, experiment_id: int) -> RunKeys:
+        if not isinstance(experiment_id, int) or isinstance(experiment_id, bool) or experiment_id < 0:
+            raise errors.RunHistoryError(f"An experiment id must be a whole number, not {experiment_id!r:.40}.")
+        answer = self.http.json("GET", f"/experiments/{experiment_id}/run-keys")
+        return RunKeys(tuple(answer["metrics"]), tuple(answer["tags"]), tuple(answer["properties"]))
+
+    def experiment_summaries(self) -> list[ExperimentSummary]:
+        answer = self.http.json("GET", "/experiment-summaries")
+        return [ExperimentSummary(**{key: item[key] for key in _EXPERIMENT_SUMMARY_FIELDS}) for item in answer]
 
     def after_fork(self) -> None:
         self.http.after_fork()
@@ -310,6 +352,11 @@ class RemoteRunStore(RunStore):
     def close(self) -> None:
         self.http.close()
 
+
+# What a summary holds: fields a newer server adds are left out rather than refused.
+_SUMMARY_FIELDS = tuple(field.name for field in dataclasses.fields(MetricSummary))
+_STATS_FIELDS = tuple(field.name for field in dataclasses.fields(MetricStats))
+_EXPERIMENT_SUMMARY_FIELDS = tuple(field.name for field in dataclasses.fields(ExperimentSummary))
 
 _live_stores: "weakref.WeakSet[RemoteRunStore]" = weakref.WeakSet()
 

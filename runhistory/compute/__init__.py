@@ -1,7 +1,8 @@
-"""Compute targets: where submitted jobs run (``local`` now; a Ray cluster next)."""
+"""Compute targets: where submitted jobs run: this machine (``local``) or a Ray cluster (``ray``)."""
 
 from runhistory.compute.base import ComputeTarget, ComputeTargetStatus, ProvisioningConfiguration
 from runhistory.compute.local import LocalCompute, LocalComputeConfiguration
+from runhistory.compute.ray import RayCompute, RayComputeConfiguration
 
 __all__ = [
     "ComputeTarget",
@@ -9,4 +10,6 @@ __all__ = [
     "LocalCompute",
     "LocalComputeConfiguration",
     "ProvisioningConfiguration",
+    "RayCompute",
+    "RayComputeConfiguration",
 ]

@@ -13,7 +13,7 @@ import abc
 import os
 import sys
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Mapping
 
 from runhistory import workspace as workspace_module
 from runhistory.core import settings
@@ -39,6 +39,9 @@ class ProvisioningConfiguration(abc.ABC):
     def to_dict(self) -> dict[str, Any]:
         """The settings as JSON-ready values, as the workspace stores them."""
 
+    def check(self) -> None:
+        """Refuse, in one sentence, a target that cannot be used now (a cluster whose head does not answer)."""
+
 
 @dataclass(frozen=True)
 class ComputeTargetStatus:
@@ -50,10 +53,13 @@ class ComputeTargetStatus:
     running_runs: int
     queued_runs: int
     max_concurrent_runs: int | None
+    cluster: Mapping[str, Any] | None = None  # a cluster's nodes, CPUs and GPUs (total / free)
 
     def serialize(self) -> dict[str, Any]:
         """The status as a dict."""
-        return dict(self.__dict__)
+        found = dict(self.__dict__)
+        found["cluster"] = None if self.cluster is None else dict(self.cluster)
+        return found
 
 
 class ComputeTarget(abc.ABC):
@@ -110,6 +116,7 @@ class ComputeTarget(abc.ABC):
             raise JobConfigError(str(exc)) from None
         if name == LOCAL_TARGET_NAME and kind != LOCAL_KIND:
             raise JobConfigError(f"The compute target {LOCAL_TARGET_NAME!r} is built in and must stay a local target.")
+        provisioning_configuration.check()
         workspace.store.save_compute_target(name, kind, provisioning_configuration.to_dict())
         return ComputeTarget(workspace, name)
 
@@ -141,6 +148,14 @@ class ComputeTarget(abc.ABC):
     def max_concurrent_runs(self) -> int | None:
         """How many of its jobs may run at once (None: no limit); the others wait Queued."""
         return self._record.config.get("max_concurrent_runs")
+
+    keeps_own_queue: ClassVar[bool] = False  # True: queued jobs wait held in the store, admitted by the target
+
+    @property
+    def supervisor_slot_limit(self) -> int | None:
+        """How many jobs the target's supervisors let run at once, each waiting for a slot before its
+        script starts (None: no limit, or the target keeps its own queue)."""
+        return None if self.keeps_own_queue else self.max_concurrent_runs
 
     @property
     def keep_working_folders(self) -> bool:
@@ -187,9 +202,26 @@ class ComputeTarget(abc.ABC):
             print(f"Compute target {self.name!r} ({self.kind}): {self.provisioning_state}, {at_once}.", flush=True)
 
     # jobs
+    def check_can_run(self) -> None:
+        """Refuse, in one sentence and before any run is created, a job this target cannot run now."""
+
     @abc.abstractmethod
     def start(self, run: "Run") -> None:
         """Start the supervisor of a submitted (Queued) job run, and return without waiting for it."""
+
+    def admit_queued_runs(self, *, leaving: str | None = None) -> list[str]:
+        """Start the queued jobs that have room now, for a target that keeps its own queue; their run
+        ids. ``leaving``: the run id of a job whose room frees in a moment (an ending supervisor's
+        own). A local target's jobs wait for a slot themselves, so there is nothing to admit."""
+        return []
+
+    def prepare_admission(self) -> None:
+        """Import and connect what :meth:`admit_queued_runs` needs (a job's supervisor calls it while
+        its script runs, so that the job's end admits the next without delay)."""
+
+    def cancel_job(self, run: "Run") -> None:
+        """The job run was just set CancelRequested: tell the target. A local job's supervisor sees
+        the request itself, so there is nothing to tell."""
 
     def supervisor_command(self, run: "Run", python: str = sys.executable) -> list[str]:
         """The command that supervises ``run``: the same everywhere, given the environment below."""

@@ -20,6 +20,7 @@ Every class carries the HTTP status a server answers it with (``http_status``) a
     ├── TensorboardError (500)
     ├── JobConfigError (400, also ValueError)
     │   └── SnapshotLinkError (400)
+    ├── ComputeUnavailableError (503): a compute target (a Ray cluster) that does not answer
     ├── SnapshotTooLargeError (413)
     ├── RunFailedError (500)
     ├── WaitTimeoutError (504, also TimeoutError)
@@ -113,6 +114,14 @@ class JobConfigError(RunHistoryError, ValueError):
 
     http_status = 400
     code = "invalid_job_config"
+
+
+class ComputeUnavailableError(RunHistoryError):
+    """A compute target that cannot take or report jobs now (a Ray cluster whose head does not
+    answer); names the target's address."""
+
+    http_status = 503
+    code = "compute_unavailable"
 
 
 class SnapshotTooLargeError(RunHistoryError):

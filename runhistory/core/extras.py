@@ -10,9 +10,11 @@ from runhistory.core.errors import MissingExtraError
 
 # extra -> what it enables (the README's install section lists the same)
 EXTRAS = {
-    "server": "the runhistory server (FastAPI, uvicorn)",
+    "server": "the runhistory server and web UI (FastAPI, uvicorn, Jinja2)",
     "postgres": "PostgreSQL workspaces (psycopg)",
     "s3": "s3:// artifact stores (s3fs)",
+    "ray": "Ray compute targets (ray[default])",
+    "hyperdrive": "HyperDrive sweeps (Optuna)",
 }
 
 

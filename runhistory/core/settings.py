@@ -51,6 +51,13 @@ class Setting:
             raise SettingError(f"${self.name} must be a positive number, not {text!r}.")
         return value
 
+    def positive_integer(self) -> int:
+        """The value as a whole number of at least 1; anything else is :class:`SettingError`."""
+        value = self.positive_number()
+        if value != int(value):
+            raise SettingError(f"${self.name} must be a whole number of at least 1, not {self.text()!r}.")
+        return int(value)
+
     def flag(self) -> bool:
         """The value as yes (1, true, yes, on) or no (0, false, no, off; unset: the default, else
         no); anything else is :class:`SettingError`."""
@@ -117,6 +124,12 @@ SERVER_MAX_CONNECTIONS = Setting(
 )
 SERVER_REQUIRE_TOKENS = Setting(
     "RUNHISTORY_SERVER_REQUIRE_TOKENS", "", "Server: 1 to refuse requests without a token even before any token exists."
+)
+UI_MAX_BOARDS = Setting(
+    "RUNHISTORY_UI_MAX_BOARDS", "4", "Web UI: TensorBoards it runs at once for Open in TensorBoard.", True
+)
+UI_BOARD_IDLE = Setting(
+    "RUNHISTORY_UI_BOARD_IDLE", "600", "Web UI: seconds a TensorBoard it started may go unused before it is stopped.", True
 )
 
 SETTINGS: tuple[Setting, ...] = tuple(value for value in dict(globals()).values() if isinstance(value, Setting))

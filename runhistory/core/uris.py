@@ -77,3 +77,15 @@ def redact_uri(uri: str) -> str:
         return uri.split("://", 1)[0] + "://***@" + uri.rsplit("@", 1)[1]
     return url.render_as_string(hide_password=True) if url.password is not None else uri
 
+
+
+LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", ""})
+
+
+def machine_local_uri(uri: str) -> bool:
+    """Whether only this machine reaches what ``uri`` names: a file or folder (an embedded run
+    history, a local artifact folder), or a server or database on a loopback address."""
+    if uri.startswith("sqlite:///") or "://" not in uri or uri.startswith("file://"):
+        return True
+    host = (urlsplit(uri).hostname or "").lower()
+    return host in LOOPBACK_HOSTS or host.startswith("127.")

@@ -86,7 +86,7 @@ def _plain_name(name: Any, what: str) -> str:
 
 # The kinds of compute target this runhistory can run jobs on: a stored target of another kind
 # would break every reader of the workspace's targets, so the store takes no other.
-COMPUTE_TARGET_KINDS = ("local",)
+COMPUTE_TARGET_KINDS = ("local", "ray")
 
 
 def validate_target_kind(kind: Any, name: str) -> str:

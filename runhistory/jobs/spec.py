@@ -24,7 +24,8 @@ class JobSpec:
     script: str  # relative to the snapshot's root, forward slashes
     arguments: list[str]
     target: str
-    max_concurrent_runs: int | None = None
+    max_concurrent_runs: int | None = None  # the supervisor waits for one of this many slots
+    admits_queue: bool = False  # the target keeps its own queue: the supervisor admits the next jobs at its end
     max_run_duration_seconds: float | None = None
     environment_variables: dict[str, str] = field(default_factory=dict)
     keep_working_folder: bool = False  # the target keeps job folders after the job ends (to debug)

@@ -131,6 +131,27 @@ class Tail:
         return "\n".join(lines[-max_lines:])
 
 
+class OutputSignal:
+    """A writer that only notes that output came: :meth:`wait` for it, :meth:`take` to reset."""
+
+    def __init__(self) -> None:
+        self._came = threading.Event()
+
+    def write(self, data: bytes) -> None:
+        """Note that output came."""
+        self._came.set()
+
+    def wait(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for output; whether some came."""
+        return self._came.wait(timeout)
+
+    def take(self) -> bool:
+        """Whether output came since the last call."""
+        came = self._came.is_set()
+        self._came.clear()
+        return came
+
+
 class Writer(Protocol):
     """Anything :func:`start_pump` can copy into."""
 

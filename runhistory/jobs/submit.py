@@ -27,16 +27,25 @@ if TYPE_CHECKING:
     from runhistory.workspace import Workspace
 
 
-def submit_job(experiment: "Experiment", config: "ScriptRunConfig", tags: Mapping[str, Any] | None = None) -> Run:
+def submit_job(
+    experiment: "Experiment",
+    config: "ScriptRunConfig",
+    tags: Mapping[str, Any] | None = None,
+    *,
+    parent_id: str | None = None,
+    display_name: str | None = None,
+) -> Run:
     """Submit ``config`` as a new run of ``experiment``; returns the run, Queued or already further.
 
-    What ``ScriptRunConfig.submit_to`` (so ``experiment.submit(config)``) calls."""
+    What ``ScriptRunConfig.submit_to`` (so ``experiment.submit(config)``) calls. ``parent_id``
+    makes the job a child run of that run (a sweep's trials); ``display_name`` names it."""
     config.validate()
     checked_tags = _checked_tags(tags, experiment.name)
     target = resolve_target(experiment.workspace, config.compute_target)
+    target.check_can_run()
     snapshot = collect_snapshot(config.source_directory, excluded=experiment.workspace.local_folders())
     run = Run.create_in(
-        experiment, display_name=None, parent_id=None, run_type=JOB_RUN_TYPE, status=RunStatus.QUEUED, target=target.name
+        experiment, display_name=display_name, parent_id=parent_id, run_type=JOB_RUN_TYPE, status=RunStatus.QUEUED, target=target.name
     )
     store = experiment.workspace.store
     try:
@@ -47,8 +56,10 @@ def submit_job(experiment: "Experiment", config: "ScriptRunConfig", tags: Mappin
             if upload_snapshot(artifacts, run.id, snapshot, stop=beat.ended):
                 artifacts.write(run.id, JOB_SPEC_FILE, io.BytesIO(_spec(config, target).to_json()))
             status = store.heartbeat(run.id)
-            if status != RunStatus.CANCEL_REQUESTED and status not in RunStatus.TERMINAL:
-                target.start(run)
+        # Started once the submitter's heartbeats have stopped: a target that holds the run in its
+        # own queue (Ray) clears the heartbeat, which a late beat would set again.
+        if status != RunStatus.CANCEL_REQUESTED and status not in RunStatus.TERMINAL:
+            target.start(run)
     except BaseException as exc:
         run.fail(exc, error_code="SubmissionFailed")
         raise
@@ -109,7 +120,8 @@ def _spec(config: "ScriptRunConfig", target: ComputeTarget) -> JobSpec:
         script=config.script,
         arguments=list(config.arguments),
         target=target.name,
-        max_concurrent_runs=target.max_concurrent_runs,
+        max_concurrent_runs=target.supervisor_slot_limit,
+        admits_queue=target.keeps_own_queue,
         max_run_duration_seconds=config.max_run_duration_seconds,
         environment_variables=dict(config.environment),
         keep_working_folder=target.keep_working_folders,

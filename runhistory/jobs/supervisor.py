@@ -7,7 +7,9 @@ stay inside it first), runs the script there with the run's identity in its envi
 and while the script runs:
 
 - streams ``work/logs`` into the run's files ``logs/`` and the script's stdout and
-  stderr into ``system_logs/driver.log``, every ``FOLLOW_INTERVAL_S``;
+  stderr into ``system_logs/driver.log``, every ``FOLLOW_INTERVAL_S``, and stores what its
+  TensorBoard event files hold (scalars, text, hparams) as the run's metrics and properties
+  (see :mod:`runhistory.eventlogs`);
 - heartbeats every ``HEARTBEAT_INTERVAL_S`` (readers fail a job whose heartbeat stops),
   and ends the script's whole process tree when the run is canceled (CancelRequested) or
   runs too long. A watchdog process ends that tree if the supervisor itself is killed
@@ -25,11 +27,13 @@ the main thread downloads the snapshot.
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import traceback
@@ -53,10 +57,11 @@ from runhistory.jobs.spec import (
     SUPERVISOR_LOG,
     JobSpec,
 )
-from runhistory.jobs.start_claim import SQLITE_PREFIX, beat, claim_start
-from runhistory.jobs.streaming import ArtifactLog, FolderFollower, Tail, start_pump
+from runhistory.jobs.start_claim import SQLITE_PREFIX, beat, claim_start, mark_running
+from runhistory.jobs.streaming import ArtifactLog, FolderFollower, OutputSignal, Tail, start_pump
 
 if TYPE_CHECKING:
+    from runhistory.eventlogs.follow import EventLogFollower
     from runhistory.store.base import RunStore
 
 
@@ -67,14 +72,18 @@ WATCHDOG_EXIT_TIMEOUT_S = 5.0
 FIRST_BEAT_WAIT_S = 30.0
 WORK_FOLDER = "work"
 WATCHDOG_MODULE = "runhistory.jobs.watchdog"
+TEMP_FOLDER_FLAG = "--temp-folder"
 
 
 @dataclass(frozen=True)
 class Outcome:
-    """How a job ended, as the run should record it (None status: leave the run as it is)."""
+    """How a job ended, as the run should record it (None status: leave the run as it is).
+    ``canceled_if_requested``: Canceled instead when a cancel was requested (a Ray ``stop_job``
+    terminates the supervisor right after the cancel is stored)."""
 
     status: str | None
     error: dict[str, Any] | None = None
+    canceled_if_requested: bool = False
 
 
 def _open_artifacts(artifact_uri: str) -> ArtifactStore:
@@ -106,6 +115,10 @@ class Supervisor:
         self._stop_outcome: Outcome | None = None
         self._done = threading.Event()
         self._first_beat = threading.Event()
+        self._target: Any = None
+        self._target_lock = threading.Lock()
+        self._admission: _InThread | None = None
+        self._event_logs: EventLogFollower | None = None
 
     # --- the whole job ---
 
@@ -171,17 +184,28 @@ class Supervisor:
         self._tell_watchdog(f"script {process.pid}")
         self.note(f"Started python {' '.join([spec.script, *spec.arguments])} (pid {process.pid})")
         driver, stderr_tail = ArtifactLog(self.artifacts, self.run_id, DRIVER_LOG), Tail()
-        pumps = [start_pump(process.stdout, driver), start_pump(process.stderr, driver, stderr_tail)]
+        output = OutputSignal()
+        pumps = [start_pump(process.stdout, driver, output), start_pump(process.stderr, driver, stderr_tail, output)]
         follower = FolderFollower(self.artifacts, self.run_id, self.work / "logs", LOGS_PREFIX)
-        self._check_status(self.store.set_status(self.run_id, RunStatus.RUNNING, at=started_at).status)
-        ended = self._follow(process, spec, started, lambda: self._sync(follower, driver))
+        # Running is written beside the first passes: the store may still be opening (SQLAlchemy's
+        # imports), and the script's first lines must not wait for it.
+        running = _InThread(lambda: self._check_status(self._mark_running(started_at)))
+        self._warm_up_target(spec)
+        ended = self._follow(process, spec, started, output, lambda: self._sync(follower, driver, final=False))
+        self._start_admission()  # the script has ended: the next queued job may come (see _admit_next_jobs)
+        running.result()  # before the run can end: its start time is the script's
         for pump in pumps:
             pump.join(PUMP_JOIN_TIMEOUT_S)
-        self._sync(follower, driver)
+        self._sync(follower, driver, final=True)
         self._upload_outputs()
         if isinstance(ended, Outcome):
             return ended
         return _exit_outcome(spec.script, ended, time.monotonic() - started, stderr_tail.text())
+
+    def _mark_running(self, started_at: float) -> str:
+        """Set the run Running (the standard library's SQLite while the full store is not open yet); its status."""
+        status = None if self._store is not None else mark_running(self.tracking_uri, self.run_id, started_at)
+        return status or self.store.set_status(self.run_id, RunStatus.RUNNING, at=started_at).status
 
     def _finish(self, outcome: Outcome) -> None:
         """The job's processes have all ended: let the watchdog go, remove the working folder
@@ -190,13 +214,69 @@ class Supervisor:
         if self._spec is None or not self._spec.keep_working_folder:
             shutil.rmtree(self.folder, ignore_errors=True)
         try:
+            # Admitted while this run still counts in flight, so that its room is given once.
+            self._start_admission().result()
+            if outcome.canceled_if_requested and self.store.heartbeat(self.run_id) == RunStatus.CANCEL_REQUESTED:
+                outcome = Outcome(RunStatus.CANCELED)
             if outcome.status is not None:
+                self._flush_quietly(self.log)  # whoever sees the run ended finds its log complete
                 record = self.store.set_status(self.run_id, outcome.status, error=outcome.error)
                 self.note(f"Run {record.status}")
+                self._admit_next_jobs(ended=True)
         finally:
             self._done.set()
             self._flush_quietly(self.log)
             self._seal_files_quietly()
+
+    # --- the target's queue ---
+
+    def _start_admission(self) -> "_InThread":
+        if self._admission is None:
+            self._admission = _InThread(self._admit_next_jobs)
+        return self._admission
+
+    def _admit_next_jobs(self, *, ended: bool = False) -> None:
+        """A target that keeps its own queue (Ray) starts its next jobs as this one ends: admitted as
+        soon as the script has ended, while this supervisor uploads and finishes, with this run's
+        room counted free already (``leaving``). Ray holds the next job PENDING until this process
+        exits and frees its resources, then starts it, as a job of Ray's own queue would.
+
+        Once the run reads ended (``ended``) the queue is looked at once more: a job held after the
+        first look, whose own submitter still counted this run in flight, would otherwise wait for
+        an admitter that never comes. One of the two always sees the other (admissions take turns)."""
+        if self._spec is None or not self._spec.admits_queue:
+            return
+        try:
+            admitted = self._queue_target().admit_queued_runs(leaving=None if ended else self.run_id)
+        except Exception as exc:  # noqa: BLE001 - the run has ended; the next submit or wait admits them
+            self.note(f"Could not admit the next queued jobs of {self._spec.target}: {exc}")
+            return
+        if admitted:
+            self.note(f"Admitted the next queued jobs of {self._spec.target}: {', '.join(admitted)}")
+
+    def _queue_target(self) -> Any:
+        """The job's compute target (imported and connected while the script runs: see _warm_up)."""
+        with self._target_lock:
+            if self._target is None:
+                from runhistory.compute import ComputeTarget  # only a job of a queueing target pays for it
+                from runhistory.workspace import Workspace
+
+                assert self._spec is not None
+                self._target = ComputeTarget(Workspace(self.tracking_uri, self.artifact_uri), self._spec.target)
+            return self._target
+
+    def _warm_up_target(self, spec: JobSpec) -> None:
+        """Import and open what the end-of-job admission needs while the script runs."""
+        if not spec.admits_queue:
+            return
+
+        def warm() -> None:
+            try:
+                self._queue_target().prepare_admission()
+            except Exception as exc:  # noqa: BLE001 - the end of the job tries again and says why
+                self.note(f"Could not reach the compute target {spec.target} yet: {exc}")
+
+        threading.Thread(target=warm, name="runhistory-warm-target", daemon=True).start()
 
     # --- the store, opened late ---
 
@@ -279,21 +359,30 @@ class Supervisor:
         return env
 
     def _follow(
-        self, process: subprocess.Popen, spec: JobSpec, started: float, sync: Callable[[], None]
+        self, process: subprocess.Popen, spec: JobSpec, started: float, output: OutputSignal, sync: Callable[[], None]
     ) -> int | Outcome:
         """Sync files until the script exits (its return code), or it is stopped or runs too
-        long (the outcome)."""
+        long (the outcome). A pass runs every ``FOLLOW_INTERVAL_S``, or at once when the script
+        prints after a quiet pass (its first line reaches the driver log without waiting)."""
         limit = spec.max_run_duration_seconds
+        quiet = True
         while True:
-            try:
-                returncode = process.wait(timeout=FOLLOW_INTERVAL_S)
-            except subprocess.TimeoutExpired:
-                returncode = None
+            if quiet:
+                returncode = _wait_for_output_or_exit(process, output)
+            else:
+                try:
+                    returncode = process.wait(timeout=FOLLOW_INTERVAL_S)
+                except subprocess.TimeoutExpired:
+                    returncode = None
+            quiet = not output.take()
             sync()
             reap_orphans({process.pid, *self._spared()})
             if returncode is not None:
                 kill_job_tree(process, self._spared())  # what the script left running ends with it
                 self.note(f"{spec.script} {describe_exit(returncode)}")
+                if self._stop.is_set():  # it was stopped with us (Ray's stop_job signals the whole tree)
+                    assert self._stop_outcome is not None
+                    return self._stop_outcome
                 return returncode
             if self._stop.is_set():
                 end_job_tree(process, self._spared())
@@ -306,12 +395,26 @@ class Supervisor:
                 self.note(message)
                 return Outcome(RunStatus.FAILED, {"message": message, "code": "MaxRunDurationExceeded"})
 
-    def _sync(self, follower: FolderFollower, driver: ArtifactLog) -> None:
-        for action in (follower.sync, driver.flush, self.log.flush):
+    def _sync(self, follower: FolderFollower, driver: ArtifactLog, *, final: bool) -> None:
+        actions = (follower.sync, lambda: self._sync_event_logs(final), driver.flush, self.log.flush)
+        for action in actions:
             try:
                 action()
             except Exception as exc:  # noqa: BLE001 - retried on the next pass
                 print(f"runhistory supervisor: could not sync files of {self.run_id}: {exc}", file=sys.stderr)
+
+    def _sync_event_logs(self, final: bool) -> None:
+        """Store the new records of the script's event files as the run's metrics (once the store
+        is open: the first passes never wait for it, the last one does)."""
+        store = self.store if final else self._store
+        if store is None:
+            return
+        if self._event_logs is None:
+            # Imported with the store: decoding needs numpy and TensorBoard's protos.
+            from runhistory.eventlogs.follow import EventLogFollower
+
+            self._event_logs = EventLogFollower(store, self.run_id, self.work / "logs", report=self.note)
+        self._event_logs.sync(final=final)
 
     def _upload_outputs(self) -> None:
         outputs = self.work / "outputs"
@@ -378,7 +481,8 @@ class Supervisor:
 
     def _on_sigterm(self, _signum: int, _frame: Any) -> None:
         message = "The job's supervisor was terminated (SIGTERM); the job was stopped."
-        self._request_stop(Outcome(RunStatus.FAILED, {"message": message, "code": "SupervisorTerminated"}), "SIGTERM")
+        outcome = Outcome(RunStatus.FAILED, {"message": message, "code": "SupervisorTerminated"}, canceled_if_requested=True)
+        self._request_stop(outcome, "SIGTERM")
 
     # --- its own log ---
 
@@ -401,6 +505,43 @@ class Supervisor:
             print(f"runhistory supervisor: could not write its log: {exc}", file=sys.stderr)
 
 
+EXIT_POLL_S = 0.02  # how soon the script's exit is seen while it is quiet
+
+
+def _wait_for_output_or_exit(process: subprocess.Popen, output: OutputSignal) -> int | None:
+    """Wait up to ``FOLLOW_INTERVAL_S`` for the script's output or its exit; its return code if it exited."""
+    deadline = time.monotonic() + FOLLOW_INTERVAL_S
+    while True:
+        came = output.wait(EXIT_POLL_S)
+        returncode = process.poll()
+        if came or returncode is not None or time.monotonic() >= deadline:
+            return returncode
+
+
+class _InThread:
+    """A call run in a thread of its own; :meth:`result` waits for it and raises what it raised."""
+
+    def __init__(self, call: Callable[[], Any]) -> None:
+        self._call = call
+        self._value: Any = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="runhistory-supervisor-call", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            self._value = self._call()
+        except BaseException as exc:  # noqa: BLE001 - handed to whoever waits for the result
+            self._error = exc
+
+    def result(self) -> Any:
+        """The call's value, once it returned."""
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._value
+
+
 def _exit_outcome(script: str, returncode: int, seconds: float, stderr_tail: str) -> Outcome:
     """Completed on exit code 0; else Failed with the exit code (or signal) and the end of stderr."""
     if returncode == 0:
@@ -409,7 +550,8 @@ def _exit_outcome(script: str, returncode: int, seconds: float, stderr_tail: str
     if stderr_tail:
         message += f" The end of its stderr:\n{stderr_tail}"
     error = {"message": message, "code": "UserError", "exit_code": returncode, "stderr_tail": stderr_tail}
-    return Outcome(RunStatus.FAILED, error)
+    # A script killed by a signal while a cancel was requested was canceled (by Ray's stop_job, say).
+    return Outcome(RunStatus.FAILED, error, canceled_if_requested=returncode < 0)
 
 
 def _supervisor_error(exc: BaseException) -> dict[str, Any]:
@@ -421,17 +563,32 @@ def _supervisor_error(exc: BaseException) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: supervise the job of the run id given as the only argument."""
+    """Entry point: ``RUN_ID [--temp-folder]``: supervise the job of the run in the current folder,
+    or in a new temporary folder of its own (where the current folder is not the job's: a Ray job)."""
     args = sys.argv[1:] if argv is None else argv
-    if len(args) != 1:
-        print("usage: python -m runhistory.jobs.supervisor RUN_ID", file=sys.stderr)
+    if not 1 <= len(args) <= 2 or args[1:] not in ([], [TEMP_FOLDER_FLAG]):
+        print(f"usage: python -m runhistory.jobs.supervisor RUN_ID [{TEMP_FOLDER_FLAG}]", file=sys.stderr)
         return 2
     tracking_uri = settings.TRACKING_URI.text() or None
     artifact_uri = settings.ARTIFACT_URI.text() or None
     if not tracking_uri or not artifact_uri:
         print(f"runhistory supervisor: ${settings.TRACKING_URI.name} and ${settings.ARTIFACT_URI.name} must be set.", file=sys.stderr)
         return 2
-    return Supervisor(args[0], Path.cwd(), tracking_uri, artifact_uri).run()
+    exit_code = [0]
+    atexit.register(_end_without_teardown, exit_code)  # registered first: runs after every other handler
+    folder = Path(tempfile.mkdtemp(prefix="runhistory-job-")) if TEMP_FOLDER_FLAG in args else Path.cwd()
+    exit_code[0] = Supervisor(args[0], folder, tracking_uri, artifact_uri).run()
+    return exit_code[0]
+
+
+def _end_without_teardown(exit_code: list[int]) -> None:
+    """End the process once every other exit handler has run (runhistory's exit sequence, a
+    server's spool, Ray's), before the interpreter tears its modules down: with Ray imported that
+    takes ~0.1 s, and a Ray job's resources, which the next queued job waits for, free only when
+    this process has exited."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(exit_code[0])
 
 
 if __name__ == "__main__":

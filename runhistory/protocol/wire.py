@@ -82,20 +82,19 @@ def encode_batches(batches: Sequence[MetricBatch], level: int = 1) -> bytes:
         encoding, values = codec.encode_values(batch.values)
         step_mode, steps = codec.encode_optional_steps(batch.steps)
         times = codec.encode_times(batch.times)
-        header.append(
-            {
-                "run_id": batch.run_id,
-                "name": batch.name,
-                "kind": batch.kind,
-                "description": batch.description,
-                "n": len(batch.values),
-                "enc": encoding,
-                "values": len(values),
-                "step_mode": step_mode,
-                "steps": len(steps),
-                "times": len(times),
-            }
-        )
+        entry = {
+            "run_id": batch.run_id,
+            "name": batch.name,
+            "kind": batch.kind,
+            "description": batch.description,
+            "n": len(batch.values),
+            "enc": encoding,
+            "values": len(values),
+            "step_mode": step_mode,
+            "steps": len(steps),
+            "times": len(times),
+        }
+        header.append(_with_source(entry, batch.source))
         parts += [values, steps, times]
     return zlib.compress(_pack(header, parts), level)
 
@@ -135,6 +134,7 @@ def decode_batches(body: bytes, max_size: int) -> list[MetricBatch]:
                     steps,
                     times,
                     _text(entry, "description", optional=True),
+                    _text(entry, "source", optional=True),
                 )
             )
     except (KeyError, TypeError, ValueError, RecursionError) as exc:
@@ -181,19 +181,18 @@ def encode_series(series: dict[str, MetricSeries], starts: dict[str, int]) -> by
         first = starts.get(name, 0)
         steps = codec.encode_steps(np.asarray(one.steps, dtype=np.int64), first) or b""
         times = codec.encode_times(one.times)
-        header.append(
-            {
-                "name": name,
-                "kind": one.kind,
-                "description": one.description,
-                "n": len(one.values),
-                "first": first,
-                "enc": encoding,
-                "values": len(values),
-                "steps": len(steps),
-                "times": len(times),
-            }
-        )
+        entry = {
+            "name": name,
+            "kind": one.kind,
+            "description": one.description,
+            "n": len(one.values),
+            "first": first,
+            "enc": encoding,
+            "values": len(values),
+            "steps": len(steps),
+            "times": len(times),
+        }
+        header.append(_with_source(entry, one.source))
         parts += [values, steps, times]
     return _pack(header, parts)
 
@@ -211,5 +210,14 @@ def decode_series(message: bytes) -> dict[str, MetricSeries]:
         steps = codec.decode_steps(steps_blob or None, entry["first"], count)
         times = codec.decode_times(bytes(payload[at : at + entry["times"]]))
         at += entry["times"]
-        found[entry["name"]] = MetricSeries(entry["name"], entry["kind"], steps, values, times, entry["description"])
+        found[entry["name"]] = MetricSeries(
+            entry["name"], entry["kind"], steps, values, times, entry["description"], entry.get("source", "")
+        )
     return found
+
+
+def _with_source(entry: dict[str, Any], source: str) -> dict[str, Any]:
+    """The entry with its series' source, sent only when there is one (older peers know none)."""
+    if source:
+        entry["source"] = source
+    return entry

@@ -82,14 +82,19 @@ def bearer_token(request: Request) -> str | None:
 
 
 class TokenCheck(BaseHTTPMiddleware):
-    """Every request but the health check passes the server's :class:`TokenGate`, else 401."""
+    """Every request but the health check passes the server's :class:`TokenGate`, else 401.
+
+    An app that serves more than the API (the web UI, :mod:`runhistory.ui.app`) may set
+    ``app.state.token_exempt``, a predicate on the request path: the paths it accepts are left to
+    that app's own sign-in (a session cookie) rather than a bearer token."""
 
     def __init__(self, app: Any, gate: TokenGate) -> None:
         super().__init__(app)
         self.gate = gate
 
     async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
-        if request.url.path == HEALTH_PATH:
+        exempt = getattr(request.app.state, "token_exempt", None)
+        if request.url.path == HEALTH_PATH or (exempt is not None and exempt(request.url.path)):
             return await call_next(request)
         token = bearer_token(request)
         try:

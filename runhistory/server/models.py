@@ -13,7 +13,8 @@ from typing import Annotated, Any, Optional
 from pydantic import BaseModel, Field, StringConstraints
 
 from runhistory.protocol.routes import MAX_RUNS_PER_METRICS_READ
-from runhistory.store.base import RunStatus
+from runhistory.store.base import MAX_STATS_RUNS, RunStatus
+from runhistory.store.query import MAX_ORDER_KEYS, MAX_QUERY_CHARS
 
 MAX_ID = 2**62  # ids, numbers, counts, offsets: what every database stores as a 64-bit integer
 LATEST_TIME = 253402300799.0  # 9999-12-31, the last wall time every reader can show
@@ -68,6 +69,15 @@ class RunFilterIn(BaseModel):
     status: Optional[StatusName] = None
     tags: dict[Name, Optional[Text]] = Field(default={}, max_length=100)
     target: Optional[Name] = None
+    query: Optional[Annotated[str, StringConstraints(max_length=MAX_QUERY_CHARS)]] = None
+    experiment_ids: tuple[Count, ...] = Field(default=(), max_length=1000)
+    order_by: tuple[Annotated[str, StringConstraints(max_length=1000)], ...] = Field(default=(), max_length=MAX_ORDER_KEYS)
+
+
+class MetricStatsIn(BaseModel):
+    """The runs (at most MAX_STATS_RUNS: a page of a runs table) whose series' stats to read."""
+
+    run_ids: list[RunId] = Field(max_length=MAX_STATS_RUNS)
 
 
 class MetricsOfRunsIn(BaseModel):
@@ -94,6 +104,13 @@ class ClaimIn(BaseModel):
     max_concurrent: Count
 
 
+class AdmitIn(BaseModel):
+    """How many jobs a compute target may have in flight, and at most how many to admit now (None: no cap)."""
+
+    max_in_flight: Annotated[int, Field(ge=0, le=MAX_ID, strict=True)]
+    limit: Optional[Annotated[int, Field(ge=0, le=MAX_ID, strict=True)]] = None
+
+
 class ComputeTargetIn(BaseModel):
     """A compute target's kind and configuration."""
 
@@ -113,6 +130,18 @@ class HealthOut(BaseModel):
 
 class HeartbeatOut(BaseModel):
     """The run's status after its heartbeat (a supervisor stops a run that was asked to)."""
+
+    status: str
+
+
+class AdmitOut(BaseModel):
+    """The runs admitted from the target's queue (now Starting), oldest first: the caller starts them."""
+
+    admitted: list[str]
+
+
+class HoldOut(BaseModel):
+    """The run's status after it was let wait in its target's queue (only a Queued job run is held)."""
 
     status: str
 

@@ -14,6 +14,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
+from runhistory.core import validation
 from runhistory.core.errors import RunHistoryError
 from runhistory.core.status import HEARTBEAT_INTERVAL_S, HEARTBEAT_TIMEOUT_S, JOB_RUN_TYPE, RunStatus
 from runhistory.store.tokens import TokenStore
@@ -26,8 +27,25 @@ class MetricKind:
     LIST = "list"  # run.log_list: always read back as a list
     TABLE = "table"  # run.log_row / run.log_table: rows, read back as {column: [...]}
     IMAGE = "image"  # run.log_image: file names of PNGs among the run's files
+    # A TensorBoard summary that stays in the run's event files (image, histogram, audio, pr_curves,
+    # ...): one point per event (its step and wall time), each value the plugin's name ("images").
+    SUMMARY = "summary"
 
-    ALL = (SCALAR, LIST, TABLE, IMAGE)
+    ALL = (SCALAR, LIST, TABLE, IMAGE, SUMMARY)
+
+
+class MetricSource:
+    """Where a metric series came from, which decides whether an export writes it again.
+
+    ``SDK`` series were logged through the SDK (``run.log`` and its kin); ``EVENT_FILES`` series
+    were read from the run's own TensorBoard event files (its ``logs/`` files), which TensorBoard
+    shows as they are, so that an export never writes them a second time.
+    """
+
+    SDK = ""
+    EVENT_FILES = "tensorboard"
+
+    ALL = (SDK, EVENT_FILES)
 
 
 @dataclass(frozen=True)
@@ -103,11 +121,13 @@ class MetricBatch:
     steps: Sequence[int | None]
     times: Sequence[float]
     description: str = ""
+    source: str = MetricSource.SDK  # one of MetricSource.ALL; a series keeps the source it was created with
 
 
 @dataclass(frozen=True)
 class MetricSeries:
-    """A whole series read back: numpy arrays for steps and times, values as a list."""
+    """A whole series read back: numpy arrays for steps and times, values as a list (a numpy array
+    for a series of numbers read with ``get_metrics_of_runs(numeric_arrays=True)``)."""
 
     name: str
     kind: str
@@ -115,6 +135,7 @@ class MetricSeries:
     values: list[Any]
     times: np.ndarray
     description: str = ""
+    source: str = MetricSource.SDK
 
 
 @dataclass(frozen=True)
@@ -126,6 +147,7 @@ class MetricSummary:
     count: int
     last_value: Any
     description: str = ""
+    source: str = MetricSource.SDK
 
 
 @dataclass(frozen=True)
@@ -140,6 +162,46 @@ class RunFilter:
     target: str | None = None
     limit: int | None = None  # at most this many runs (the newest first), None for all
     offset: int = 0  # after skipping this many (the next page starts at offset + limit)
+    # The run query language (runhistory/store/query.py), e.g. 'metrics.mse < 3300 and tags.model = "ridge"'.
+    query: str | None = None
+    # Sort keys, e.g. ("metrics.mse asc", "attributes.created_time desc"); runs lacking a key sort last.
+    order_by: tuple[str, ...] = ()
+    experiment_ids: tuple[int, ...] = ()  # runs of any of these experiments (with experiment_id: of both)
+
+
+@dataclass(frozen=True)
+class MetricStats:
+    """What a runs table shows of one series: its kind, count, last value and numeric extremes."""
+
+    kind: str
+    count: int
+    last: Any
+    min: float | None
+    max: float | None
+
+
+@dataclass(frozen=True)
+class RunKeys:
+    """The metric, tag and property names an experiment's runs have (a column picker's choices), sorted."""
+
+    metrics: tuple[str, ...]
+    tags: tuple[str, ...]
+    properties: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ExperimentSummary:
+    """An experiment at a glance: how many runs, how many running, and its last activity (a Unix time,
+    the newest of its runs' created, start, end and heartbeat times; None without runs)."""
+
+    id: int
+    name: str
+    runs: int
+    running: int
+    last_activity: float | None
+
+
+MAX_STATS_RUNS = 1000  # runs per get_metric_stats call, at most
 
 
 class RunStore(abc.ABC):
@@ -200,7 +262,9 @@ class RunStore(abc.ABC):
 
     @abc.abstractmethod
     def list_runs(self, run_filter: RunFilter) -> list[RunRecord]:
-        """Runs matching the filter, newest (latest created, then highest number) first.
+        """Runs matching the filter, newest (latest created, then highest number) first, or in the
+        order of ``run_filter.order_by`` (ties newest first); ``run_filter.query`` is an expression of
+        :mod:`runhistory.store.query` (a bad one raises its :class:`QueryError`).
 
         With ``run_filter.limit`` / ``offset`` only that page is read (and only its runs' liveness
         is checked); a limit or offset below 0 raises :class:`RunHistoryError`.
@@ -238,6 +302,23 @@ class RunStore(abc.ABC):
         jobs and no older queued job of the target is waiting; atomically. True when claimed."""
 
     @abc.abstractmethod
+    def hold_in_queue(self, run_id: str) -> str:
+        """Let a Queued job run wait in its target's queue with no process of its own: its heartbeat
+        time is cleared, so that it never reads Failed for silence, and :meth:`admit_queued_jobs`
+        may admit it. A run that is not a Queued job is left as it is. Returns the run's status
+        afterwards; :class:`NotFoundError` for an unknown run."""
+
+    @abc.abstractmethod
+    def admit_queued_jobs(self, target: str, max_in_flight: int, limit: int | None = None) -> list[str]:
+        """Move the oldest held Queued job runs of ``target`` (see :meth:`hold_in_queue`) to
+        Starting, as many as fit beside the target's jobs in flight (Starting, Running or
+        CancelRequested, and not silent) under ``max_in_flight``, and at most ``limit``; atomically
+        and one admitter of a target at a time, so that no run is admitted twice and the room is
+        never exceeded. The admitted runs keep no heartbeat time until their supervisor beats.
+        Returns their ids, oldest first (the caller starts them); a bad argument raises
+        :class:`RunHistoryError` and changes nothing."""
+
+    @abc.abstractmethod
     def save_compute_target(self, name: str, kind: str, config: Mapping[str, Any]) -> ComputeTargetRecord:
         """Register a compute target, or replace the one of that name."""
 
@@ -266,6 +347,18 @@ class RunStore(abc.ABC):
     def get_properties(self, run_id: str) -> dict[str, str]:
         """The run's properties."""
 
+    def get_tags_of_runs(self, run_ids: Sequence[str]) -> dict[str, dict[str, str | None]]:
+        """``{run_id: tags}`` of a page of runs (a run with none, or unknown, maps to ``{}``); stores
+        override it to read them in one query rather than one per run."""
+        return {run_id: self.get_tags(run_id) if self.run_exists(run_id) else {} for run_id in check_stats_run_ids(run_ids, "Tags of runs")}
+
+    def get_properties_of_runs(self, run_ids: Sequence[str]) -> dict[str, dict[str, str]]:
+        """``{run_id: properties}`` of a page of runs, as :meth:`get_tags_of_runs`."""
+        return {
+            run_id: self.get_properties(run_id) if self.run_exists(run_id) else {}
+            for run_id in check_stats_run_ids(run_ids, "Properties of runs")
+        }
+
     # metrics
     @abc.abstractmethod
     def append_metrics(self, batches: Iterable[MetricBatch], batch_id: str | None = None) -> None:
@@ -290,15 +383,30 @@ class RunStore(abc.ABC):
         """Kind, count and last value of each series of a run, by name."""
 
     def get_metrics_of_runs(
-        self, run_ids: Sequence[str], *, names: Sequence[str] | None = None
+        self, run_ids: Sequence[str], *, names: Sequence[str] | None = None, numeric_arrays: bool = False
     ) -> dict[str, dict[str, MetricSeries]]:
         """``{run_id: {name: series}}`` for many runs at once (a run that does not exist is left
-        out); stores override it to read them in a few queries rather than one per run."""
+        out); stores override it to read them in a few queries rather than one per run.
+        ``numeric_arrays``: a store may give a series of numbers its values as a numpy array
+        instead of a list (what a chart reads; the SQL store does)."""
         found: dict[str, dict[str, MetricSeries]] = {}
         for run_id in dict.fromkeys(run_ids):
             if self.run_exists(run_id):
                 found[run_id] = self.get_metrics(run_id, names)
         return found
+
+    @abc.abstractmethod
+    def get_metric_stats(self, run_ids: Sequence[str]) -> dict[str, dict[str, MetricStats]]:
+        """``{run_id: {name: stats}}`` of every series of these runs (at most :data:`MAX_STATS_RUNS`;
+        a run that does not exist is left out), read at once for a page of a runs table."""
+
+    @abc.abstractmethod
+    def run_keys(self, experiment_id: int) -> RunKeys:
+        """The metric, tag and property names of the experiment's runs."""
+
+    @abc.abstractmethod
+    def experiment_summaries(self) -> list[ExperimentSummary]:
+        """Every experiment with its run counts and last activity, by name."""
 
     def compact_metrics(self, run_id: str | None = None) -> int:
         """Merge the small stored pieces of a run's series (of every run when None) into few
@@ -316,3 +424,31 @@ class RunStore(abc.ABC):
 
     def close(self) -> None:
         """Release connections; the default has none."""
+
+
+def check_stats_run_ids(run_ids: Any, what: str = "Metric stats") -> list[str]:
+    """The distinct run ids of a page read (:meth:`RunStore.get_metric_stats`, ``get_tags_of_runs``,
+    ...), at most :data:`MAX_STATS_RUNS`; one sentence naming ``what`` for a bad list."""
+    if isinstance(run_ids, str) or not isinstance(run_ids, Sequence):
+        raise RunHistoryError(f"{what} take a list of run ids, not {type(run_ids).__name__}.")
+    wanted = list(dict.fromkeys(run_ids))
+    if len(wanted) > MAX_STATS_RUNS:
+        raise RunHistoryError(f"{what} are read for at most {MAX_STATS_RUNS} runs at a time, not {len(wanted)}: ask a page at a time.")
+    for run_id in wanted:
+        if not isinstance(run_id, str) or not run_id or len(run_id) > 512:
+            raise RunHistoryError(f"A run id for {what.lower()} must be a string of 1 to 512 characters, not {run_id!r:.40}.")
+    return wanted
+
+
+def check_admission(target: Any, max_in_flight: Any, limit: Any) -> None:
+    """Refuse, in one sentence, arguments of :meth:`RunStore.admit_queued_jobs` that are not a
+    target name, a whole number from 0 and None or a whole number from 0."""
+    validation.validate_target_name(target)
+    for name, value in (("max_in_flight", max_in_flight), ("limit", limit)):
+        if name == "limit" and value is None:
+            continue
+        if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= validation.INT64_MAX:
+            raise RunHistoryError(
+                f"The {name} of an admission to compute target {target!r} must be a whole number "
+                f"from 0 to {validation.INT64_MAX}{' or None' if name == 'limit' else ''}, not {value!r:.40}."
+            )

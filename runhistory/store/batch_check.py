@@ -22,7 +22,7 @@ from runhistory.core.validation import (
     validate_run_id,
     validate_text_value,
 )
-from runhistory.store.base import MetricBatch, MetricKind
+from runhistory.store.base import MetricBatch, MetricKind, MetricSource
 
 
 # --- metric batches (the store's check of everything it is asked to append) ---
@@ -30,14 +30,14 @@ from runhistory.store.base import MetricBatch, MetricKind
 
 def check_metric_batches(batches: Iterable[Any], known: set) -> list[MetricBatch]:
     """:func:`check_metric_batch` of each batch, cheaper for what a flush sends: batches of a series
-    whose names were checked before (``known`` holds ``(run_id, name, kind, description)`` of those,
+    whose names were checked before (``known`` holds ``(run_id, name, kind, description, source)`` of those,
     and gets the new ones) with numpy values and times and no steps (or int64 ones) need only their
     numbers checked, and the wall times of all of them are checked at once."""
     checked: list[MetricBatch] = []
     fast_times: list[np.ndarray] = []
     for batch in batches:
         if type(batch) is MetricBatch and _is_packed(batch.values, batch.steps, batch.times) and (
-            (batch.run_id, batch.name, batch.kind, batch.description) in known
+            (batch.run_id, batch.name, batch.kind, batch.description, batch.source) in known
         ):
             checked.append(batch)
             fast_times.append(batch.times)
@@ -45,7 +45,7 @@ def check_metric_batches(batches: Iterable[Any], known: set) -> list[MetricBatch
         batch = check_metric_batch(batch)
         if len(known) > _KNOWN_LIMIT:
             known.clear()
-        known.add((batch.run_id, batch.name, batch.kind, batch.description))
+        known.add((batch.run_id, batch.name, batch.kind, batch.description, batch.source))
         checked.append(batch)
     if fast_times:
         times = np.concatenate(fast_times)
@@ -90,6 +90,11 @@ def check_metric_batch(batch: Any) -> MetricBatch:
     if batch.kind not in MetricKind.ALL:
         raise MetricValueError(
             f"Metric {name!r} of {where}: unknown kind {batch.kind!r:.40}; use one of {', '.join(MetricKind.ALL)}."
+        )
+    if batch.source not in MetricSource.ALL:
+        raise MetricValueError(
+            f"Metric {name!r} of {where}: unknown source {batch.source!r:.40}; use one of "
+            f"{', '.join(repr(source) for source in MetricSource.ALL)}."
         )
     description = batch.description or ""
     validate_text_value(name, description, "the description of metric", where)
@@ -165,11 +170,19 @@ def _image_cell(value: Any, name: str, where: str) -> None:
         raise MetricValueError(f"Image metric {name!r} of {where}: a point must name one of the run's files, got {short_repr(value)}.")
 
 
+def _summary_cell(value: Any, name: str, where: str) -> None:
+    if not isinstance(value, str) or not value or len(value) > 255 or not is_encodable(value):
+        raise MetricValueError(
+            f"Summary metric {name!r} of {where}: a point must name its TensorBoard plugin (\"images\"), got {short_repr(value)}."
+        )
+
+
 _CELL_CHECKS = {
     MetricKind.SCALAR: _scalar_cell,
     MetricKind.LIST: _scalar_cell,
     MetricKind.TABLE: _row_cell,
     MetricKind.IMAGE: _image_cell,
+    MetricKind.SUMMARY: _summary_cell,
 }
 
 

@@ -34,12 +34,11 @@ def encode_values(values: Sequence[Any]) -> tuple[str, bytes]:
     return JSON, json.dumps(listed, allow_nan=True, separators=(",", ":")).encode()
 
 
-def decode_values(encoding: str, blob: bytes) -> list[Any]:
-    """The values of one chunk as Python objects."""
-    if encoding == INT64:
-        return np.frombuffer(blob, dtype="<i8").tolist()
-    if encoding == FLOAT64:
-        return np.frombuffer(blob, dtype="<f8").tolist()
+def decode_values(encoding: str, blob: bytes, *, arrays: bool = False) -> list[Any] | np.ndarray:
+    """The values of one chunk as Python objects (numbers as a read-only numpy array when ``arrays``)."""
+    if encoding in (INT64, FLOAT64):
+        values = np.frombuffer(blob, dtype="<i8" if encoding == INT64 else "<f8")
+        return values if arrays else values.tolist()
     return json.loads(blob)
 
 

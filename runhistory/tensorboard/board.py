@@ -114,7 +114,8 @@ class Tensorboard:
     the event files the run's own code writes under ``logs/`` and its run-history metrics.
     Runs still going are followed until they end. ``Tensorboard([], local_root=DIR)``
     serves a folder as it is. ``port=0`` picks a free port. Run ids are looked up in the
-    configured workspace, which is never created for it.
+    configured workspace, which is never created for it. ``path_prefix`` (``/tensorboard/abc``)
+    serves TensorBoard under that path, behind a proxy that forwards it unchanged.
     """
 
     def __init__(
@@ -128,6 +129,7 @@ class Tensorboard:
         reload_interval: float = 1.0,
         follow_interval: float = DEFAULT_INTERVAL_S,
         hparams: Sequence[str] = (),
+        path_prefix: str = "",
     ) -> None:
         self._runs = resolve_runs(list(runs))
         self._local_root = Path(local_root).expanduser().absolute() if local_root is not None else None
@@ -137,6 +139,7 @@ class Tensorboard:
         self._reload_interval = reload_interval
         self._follow_interval = follow_interval
         self._hparams = list(hparams)
+        self._path_prefix = path_prefix
         self._temporary_root: Path | None = None
         self._follower: Follower | None = None
         self._server: TensorboardServer | None = None
@@ -146,6 +149,11 @@ class Tensorboard:
     def url(self) -> str | None:
         """The URL TensorBoard answers on, once started."""
         return self._server.url if self._server is not None and self._server.running else None
+
+    @property
+    def port(self) -> int | None:
+        """The port TensorBoard answers on, once started."""
+        return self._server.port if self._server is not None and self._server.running else None
 
     @property
     def local_root(self) -> Path | None:
@@ -172,6 +180,7 @@ class Tensorboard:
             reload_interval=self._reload_interval,
             load_fast=self._load_fast,
             remove_logdir_if_orphaned=self._temporary_root is not None,
+            path_prefix=self._path_prefix,
         )
         self._follower, self._server = follower, server
         self._finalizer = weakref.finalize(self, _release, follower, server, self._temporary_root, os.getpid())

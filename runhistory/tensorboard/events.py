@@ -41,7 +41,6 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Union
 
-import crc32c
 import numpy as np
 from tensorboard.compat.proto import (
     event_pb2,
@@ -52,6 +51,7 @@ from tensorboard.compat.proto import (
 )
 
 from runhistory.core.errors import InvalidNameError, MetricValueError, RunHistoryError
+from runhistory.eventlogs.records import frame_record, masked_crc32c, masked_crcs
 
 __all__ = [
     "EventFileWriter",
@@ -73,8 +73,6 @@ HParamDomain = Union[None, Sequence[HParamValue], Any]
 ``Domain`` (``Discrete``, ``RealInterval``, ``IntInterval``)."""
 
 FILE_VERSION = "brain.Event:2"
-_MASK_DELTA = 0xA282EAD8
-_U32 = 0xFFFFFFFF
 _SCALARS_METADATA = bytes.fromhex("0a090a077363616c617273")  # plugin_data{plugin_name:"scalars"}
 # TensorProto{dtype: DT_FLOAT, tensor_shape: {}, float_val: [<4 bytes>]}, value bytes last.
 _SCALAR_TENSOR_HEAD = bytes.fromhex("080112002a04")
@@ -93,29 +91,6 @@ _file_counter_lock = threading.Lock()
 
 
 # --------------------------------------------------------------------------- framing
-
-
-def _mask(crc: int) -> int:
-    """Apply TFRecord's crc mask to a crc32c value."""
-    return ((((crc >> 15) | (crc << 17)) & _U32) + _MASK_DELTA) & _U32
-
-
-def masked_crc32c(data: bytes) -> int:
-    """The masked crc32c that frames TFRecord headers and payloads."""
-    return _mask(crc32c.crc32c(data))
-
-
-def frame_record(data: bytes) -> bytes:
-    """Frame ``data`` as one TFRecord record (length, masked crcs)."""
-    header = struct.pack("<Q", len(data))
-    return b"".join(
-        (
-            header,
-            struct.pack("<I", _mask(crc32c.crc32c(header))),
-            data,
-            struct.pack("<I", _mask(crc32c.crc32c(data))),
-        )
-    )
 
 
 def encode_event(event: event_pb2.Event) -> bytes:
@@ -140,48 +115,6 @@ def _varint(value: int) -> bytes:
 def _field(number: int, payload: bytes) -> bytes:
     """A length-delimited protobuf field."""
     return _varint(number << 3 | 2) + _varint(len(payload)) + payload
-
-
-# --------------------------------------------------------------------------- vectorized crc
-
-_crc_tables: dict[int, np.ndarray] = {}
-_crc_tables_lock = threading.Lock()
-
-
-def _crc_table(distance: int) -> np.ndarray:
-    """XOR contribution to crc32c of each byte value placed ``distance`` bytes before the end.
-
-    crc32c(message) for messages of a fixed length is ``L(message) ^ crc32c(zeros)`` with L
-    linear, and L of one byte only depends on its distance to the end of the message.
-    """
-    table = _crc_tables.get(distance)
-    if table is not None:
-        return table
-    zeros = bytes(distance)
-    base = crc32c.crc32c(zeros)
-    basis = [crc32c.crc32c(bytes([1 << bit]) + zeros[1:]) ^ base for bit in range(8)]
-    values = np.arange(256, dtype=np.uint32)
-    table = np.zeros(256, dtype=np.uint32)
-    for bit, contribution in enumerate(basis):
-        table ^= np.where((values >> bit) & 1, np.uint32(contribution), np.uint32(0))
-    with _crc_tables_lock:
-        _crc_tables[distance] = table
-    return table
-
-
-def _masked_crcs(template: bytes, positions: Sequence[int], variable: np.ndarray) -> np.ndarray:
-    """Masked crc32c of every row of ``template`` with ``variable`` bytes at ``positions``.
-
-    ``template`` holds zeros at ``positions``; ``variable`` is an (n, len(positions)) uint8
-    array. Returns n uint32 values.
-    """
-    length = len(template)
-    tables = np.stack([_crc_table(length - p) for p in positions])
-    offsets = (np.arange(len(positions), dtype=np.intp) * 256)[None, :]
-    contributions = tables.ravel()[variable.astype(np.intp) + offsets]
-    crc = np.bitwise_xor.reduce(contributions, axis=1) ^ np.uint32(crc32c.crc32c(template))
-    rotated = (crc >> np.uint32(15)) | (crc << np.uint32(17))
-    return (rotated + np.uint32(_MASK_DELTA)).astype(np.uint32)
 
 
 # --------------------------------------------------------------------------- scalar fast path
@@ -285,11 +218,11 @@ def _encode_group(
     variable[:, 8 : 8 + step_len] = step_bytes[:, :step_len]
     variable[:, 8 + step_len :] = values.view(np.uint8).reshape(count, 4)
     header = struct.pack("<Q", len(template))
-    header += struct.pack("<I", _mask(crc32c.crc32c(header)))
+    header += struct.pack("<I", masked_crc32c(header))
     rows = np.empty((count, len(header) + len(template) + 4), dtype=np.uint8)
     rows[:, : len(header) + len(template)] = np.frombuffer(header + template, dtype=np.uint8)
     rows[:, [len(header) + p for p in positions]] = variable
-    crcs = _masked_crcs(template, positions, variable).astype("<u4")
+    crcs = masked_crcs(template, positions, variable).astype("<u4")
     rows[:, -4:] = crcs.view(np.uint8).reshape(count, 4)
     return rows
 

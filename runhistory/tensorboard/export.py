@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence
 from runhistory.core.errors import TensorboardError
 from runhistory.core.paths import refuse_non_folder
 from runhistory.protocol.series_of_runs import read_in_parts
-from runhistory.store.base import MetricSeries
+from runhistory.store.base import MetricSeries, RunStatus
+from runhistory.tensorboard.follow import LogsCopier
 from runhistory.tensorboard.history import HistoryWriter, remove_previous_export
 from runhistory.tensorboard.layout import RunNode, plan, resolve_runs
 
@@ -52,6 +53,8 @@ def export_to_tensorboard(
     also when a list holds a run and its children. Runs of a sweep (children of one run, or
     runs given together) become HParams sessions: their tags, properties and the metrics
     named in ``hparams`` are the hyperparameters, their scalar series the session's metrics.
+    A run's own ``logs/`` files (the event files its code wrote) are copied into its folder as
+    they are, and the series read from them are not written a second time.
     Exporting again replaces what an earlier export wrote. An item that cannot be exported
     (a missing or corrupt image) is left out and reported once, as a warning to ``logger``
     or on stderr; the rest is written. ``progress(done, total)`` is called after each run.
@@ -89,9 +92,11 @@ def _with_series(nodes: list[RunNode]) -> Iterator[tuple[RunNode, dict[str, Metr
 def _export_run(
     node: RunNode, folder: Path, series: dict[str, MetricSeries], hparams: Sequence[str] | None, report: "_Reporter"
 ) -> None:
-    """Write one run's event files in ``folder`` (replacing an earlier export's) from its ``series``."""
+    """Write one run's event files in ``folder`` (replacing an earlier export's) from its ``series``,
+    and copy the run's own ``logs/`` files beside them."""
     try:
         remove_previous_export(folder)
+        LogsCopier(node.run, folder, report).sync(final=node.run.record.status in RunStatus.TERMINAL)
         writer = HistoryWriter(node.run, folder, in_sweep=node.in_sweep, hparam_names=hparams or (), report=report)
         try:
             writer.sync(final=True, series=series)

@@ -11,7 +11,6 @@ a corrupt image) is reported once and skipped; following goes on.
 
 from __future__ import annotations
 
-import struct
 import sys
 import threading
 from pathlib import Path
@@ -19,7 +18,7 @@ from typing import TYPE_CHECKING, Sequence
 
 from runhistory.core.errors import RunHistoryError, StoreUnavailableError
 from runhistory.store.base import RunStatus
-from runhistory.tensorboard.events import masked_crc32c
+from runhistory.eventlogs.records import HEADER_BYTES, first_bad_payload, scan_records
 from runhistory.tensorboard.history import HistoryWriter, remove_previous_export
 from runhistory.tensorboard.layout import RunNode, new_children, plan
 
@@ -44,22 +43,17 @@ class RecordChecker:
         if self.problem is not None:
             return
         buffer = self._pending + data
-        position = 0
-        while len(buffer) - position >= 12:
-            length, header_crc = struct.unpack_from("<QI", buffer, position)
-            if masked_crc32c(buffer[position : position + 8]) != header_crc:
-                self.problem = f"{self.name} is corrupt at byte {self._offset + position} (bad record header)"
-                return
-            end = position + 12 + length + 4
-            if len(buffer) < end:
-                break
-            (data_crc,) = struct.unpack_from("<I", buffer, end - 4)
-            if masked_crc32c(buffer[position + 12 : end - 4]) != data_crc:
-                self.problem = f"{self.name} is corrupt at byte {self._offset + position} (bad record checksum)"
-                return
-            position = end
-        self._pending = buffer[position:]
-        self._offset += position
+        scan = scan_records(buffer, self._offset)
+        if scan.corrupt:
+            self.problem = f"{self.name} is corrupt at byte {scan.corrupt[0]} (bad record header)"
+            return
+        bad = first_bad_payload(buffer, scan)
+        if bad is not None:
+            at = self._offset + int(scan.starts[bad]) - HEADER_BYTES
+            self.problem = f"{self.name} is corrupt at byte {at} (bad record checksum)"
+            return
+        self._pending = buffer[scan.end - self._offset :]
+        self._offset = scan.end
 
     def finish(self) -> None:
         """At the end of the run: bytes left over mean a truncated last record."""
@@ -68,7 +62,8 @@ class RecordChecker:
 
 
 class LogsCopier:
-    """Copies a run's ``logs/`` files into its local folder, appending only new bytes."""
+    """Copies a run's ``logs/`` files into its local folder, appending only new bytes (the first
+    :meth:`sync` of a copier writes each file afresh, replacing a copy made before)."""
 
     def __init__(self, run: "Run", folder: Path, report) -> None:
         self._run = run
@@ -104,7 +99,8 @@ class LogsCopier:
             self._checkers.pop(name, None)
             done = 0
         data = self._artifacts.read(self._run.id, name, done, size - done)
-        with open(local, "ab") as out:
+        # The first copy of a file replaces what an earlier copier left in this folder, never appends to it.
+        with open(local, "ab" if done else "wb") as out:
             out.write(data)
         self._copied[name] = done + len(data)
         if "tfevents" in name:

@@ -13,7 +13,14 @@ once, the follower every poll. What becomes what:
   a scalar series per numeric column, ``name/column``, by row index;
 - ``log_image``: images (PNG or JPEG files among the run's files);
 - a run of a sweep: an HParams session (its tags and properties, the metrics named as
-  hyperparameters, and its scalar series as the session's metrics).
+  hyperparameters, and its scalar series as the session's metrics). A trial of a HyperDrive
+  sweep (a run whose ``hyperparameters`` property holds its parameters as JSON) has exactly
+  those parameters as its hyperparameters, and its session starts as soon as it is seen, so
+  that the HParams dashboard lists it while it runs.
+
+Series read from the run's own event files (source ``MetricSource.EVENT_FILES``) and TensorBoard
+summaries that stay there (kind ``MetricKind.SUMMARY``) are never written: they are in the run's
+``logs/`` files already, which TensorBoard is shown beside these; nor are they hyperparameters.
 
 Repeated or decreasing steps: TensorBoard keeps one point per step and, in its fast loader,
 drops what it holds at and after a step that goes back. So within what one sync writes, a
@@ -26,6 +33,7 @@ is not such an item: that error goes up, so that the follower tries again.
 
 from __future__ import annotations
 
+import json
 import math
 import numbers
 import sys
@@ -35,7 +43,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 import numpy as np
 
 from runhistory.core.errors import ArtifactNotFoundError, RunHistoryError, StoreUnavailableError
-from runhistory.store.base import MetricKind, MetricSeries, MetricSummary, RunStatus
+from runhistory.store.base import MetricKind, MetricSeries, MetricSource, MetricSummary, RunStatus
 from runhistory.tensorboard.events import EventFileWriter, image_size
 
 if TYPE_CHECKING:
@@ -45,6 +53,10 @@ EXPORT_SUFFIX = ".runhistory"
 SCALARS, TEXT = "scalars", "text"
 # What one item TensorBoard cannot hold raises; anything else (a bug, a full disk) goes up.
 _ITEM_ERRORS = (RunHistoryError, ValueError, TypeError, OverflowError)
+TRIAL_HYPERPARAMETERS_PROPERTY = "hyperparameters"  # what a HyperDrive sweep's controller sets on each trial
+# A sweep's controller sets a trial's parameters just after submitting it: a follower that sees the
+# trial first looks again at this many syncs (about 5 s) before taking it for a plain child run.
+TRIAL_CHECKS = 20
 _SESSION_STATUS = {RunStatus.COMPLETED: "success", RunStatus.FAILED: "failure", RunStatus.CANCELED: "unknown"}
 
 
@@ -66,6 +78,12 @@ def print_report(message: str) -> None:
 def is_number(value: Any) -> bool:
     """A value TensorBoard shows as a scalar: a real number, not a bool."""
     return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
+
+
+def is_exported(series: MetricSeries | MetricSummary) -> bool:
+    """Whether a series is written into TensorBoard files: not when it came from the run's own
+    event files, nor a summary that stays there (TensorBoard reads those from the run's logs)."""
+    return series.source == MetricSource.SDK and series.kind != MetricKind.SUMMARY
 
 
 def remove_previous_export(folder: Path) -> None:
@@ -99,6 +117,8 @@ class HistoryWriter:
         self._tags: dict[tuple[str, str], str] = {}
         self._writer: EventFileWriter | None = None
         self._session_written = False
+        self._session_started = False
+        self._trial_checks_left = TRIAL_CHECKS
 
     def sync(self, final: bool = False, series: dict[str, MetricSeries] | None = None) -> int:
         """Write points logged since the last sync; on the ``final`` sync also the HParams session.
@@ -110,31 +130,32 @@ class HistoryWriter:
             self.run.flush()
             summaries, grown = self._read_grown()
         else:
-            summaries = [summary_of(one) for one in series.values()]
+            summaries = [summary_of(one) for one in series.values() if is_exported(one)]
             grown = {
                 name: _from_point(one, self._written.get(name, 0))
                 for name, one in series.items()
-                if len(one.values) > self._written.get(name, 0)
+                if len(one.values) > self._written.get(name, 0) and is_exported(one)
             }
         count = 0
         for name, one in grown.items():
             count += self._write_isolated(one, self._written.get(name, 0))
-        if final and self._in_sweep and not self._session_written:
+        if self._in_sweep and not self._session_written and (final or not self._session_started):
             try:
-                self._write_session(summaries)
+                self._write_session(summaries, final)
             except StoreUnavailableError:
                 raise
             except _ITEM_ERRORS as exc:
-                self._session_written = True
+                self._session_written = self._session_started = True
                 self._report(f"left the HParams session of run {self.run.id} out of TensorBoard: {exc}")
         if self._writer is not None:
             self._writer.flush()
         return count
 
     def _read_grown(self) -> tuple[list[MetricSummary], dict[str, MetricSeries]]:
-        """The run's summaries, and the series that grew since the last sync, read from where each was."""
+        """The summaries of the run's exported series, and those that grew since the last sync, read
+        from where each was."""
         store = self._workspace.store
-        summaries = store.get_metric_summaries(self.run.id)
+        summaries = [one for one in store.get_metric_summaries(self.run.id) if is_exported(one)]
         grown = {s.name: s for s in summaries if s.count > self._written.get(s.name, 0)}
         if not grown:
             return summaries, {}
@@ -255,22 +276,30 @@ class HistoryWriter:
             return None
         return data, size
 
-    def _write_session(self, summaries: list[MetricSummary]) -> None:
+    def _write_session(self, summaries: list[MetricSummary], final: bool) -> None:
+        """The run's HParams session: at the final sync, whole; before, only the start of a sweep
+        trial's (its parameters are known from the start), once."""
+        if not final:
+            self._trial_checks_left -= 1
+            self._session_started = self._trial_checks_left <= 0
+            if trial_hyperparameters(self._workspace.store.get_properties(self.run.id)) is None:
+                return
+            self._session_started = True
         record = self._workspace.store.get_run(self.run.id)
         self._events().add_hparams_session(
             session_hparams(self.run, self._hparam_names, summaries),
             group_name=self.run.id,
             start_time=record.start_time or record.created_time,
             end_time=record.end_time,
-            status=_SESSION_STATUS.get(record.status),
+            status=_SESSION_STATUS.get(record.status) if final else None,
         )
-        self._session_written = record.status in RunStatus.TERMINAL
+        self._session_written = final and record.status in RunStatus.TERMINAL
 
 
 def summary_of(series: MetricSeries) -> MetricSummary:
     """What the store's summary of a series says (kind, count, last value), from the series itself."""
     last = series.values[-1] if series.values else None
-    return MetricSummary(series.name, series.kind, len(series.values), last, series.description)
+    return MetricSummary(series.name, series.kind, len(series.values), last, series.description, series.source)
 
 
 def _from_point(series: MetricSeries, done: int) -> MetricSeries:
@@ -278,19 +307,31 @@ def _from_point(series: MetricSeries, done: int) -> MetricSeries:
     if done == 0 or series.kind == MetricKind.TABLE:
         return series
     return MetricSeries(
-        series.name, series.kind, series.steps[done:], series.values[done:], series.times[done:], series.description
+        series.name,
+        series.kind,
+        series.steps[done:],
+        series.values[done:],
+        series.times[done:],
+        series.description,
+        series.source,
     )
 
 
 def session_hparams(run: "Run", hparam_names: Sequence[str], summaries: list[MetricSummary]) -> dict[str, Any]:
-    """A run's hyperparameters: tags, properties and the last values of the named metrics.
+    """A run's hyperparameters: tags, properties and the last values of the named metrics; for a
+    trial of a HyperDrive sweep, its parameters instead of its tags and properties.
 
     With none of these, the metric the run logged first (a single value, like the sweep's
-    ``run.log("alpha", alpha)``) is taken as its hyperparameter.
+    ``run.log("alpha", alpha)``) is taken as its hyperparameter. Series that are not exported
+    (see :func:`is_exported`) are never hyperparameters.
     """
+    summaries = [summary for summary in summaries if is_exported(summary)]
     store = run.experiment.workspace.store
-    hparams: dict[str, Any] = {key: _typed(value) for key, value in store.get_tags(run.id).items()}
-    hparams.update({key: _typed(value) for key, value in store.get_properties(run.id).items()})
+    properties = store.get_properties(run.id)
+    hparams: dict[str, Any] | None = trial_hyperparameters(properties)
+    if hparams is None:
+        hparams = {key: _typed(value) for key, value in store.get_tags(run.id).items()}
+        hparams.update({key: _typed(value) for key, value in properties.items()})
     last_values = {summary.name: summary.last_value for summary in summaries}
     for name in hparam_names:
         if name in last_values:
@@ -302,6 +343,19 @@ def session_hparams(run: "Run", hparam_names: Sequence[str], summaries: list[Met
             first = min(series.values(), key=lambda s: float(s.times[0]))
             hparams[first.name] = _hparam_value(first.values[0])
     return hparams
+
+
+def trial_hyperparameters(properties: dict[str, str]) -> dict[str, float | str] | None:
+    """The parameters of a HyperDrive trial (its ``hyperparameters`` property, a JSON object), or
+    None for a run that is no trial."""
+    text = properties.get(TRIAL_HYPERPARAMETERS_PROPERTY)
+    try:
+        values = json.loads(text) if text else None
+    except ValueError:
+        return None
+    if not isinstance(values, dict) or not values:
+        return None
+    return {str(name): _hparam_value(value) for name, value in values.items()}
 
 
 def _typed(text: str) -> float | str:

@@ -77,6 +77,14 @@ sys.argv = ["tensorboard"] + sys.argv[4:]
 runpy.run_module("tensorboard.main", run_name="__main__", alter_sys=True)
 """
 
+def _normal_prefix(path_prefix: str) -> str:
+    """``path_prefix`` as TensorBoard takes it: empty, or ``/a/b`` (one leading slash, none trailing)."""
+    prefix = (path_prefix or "").strip("/")
+    if any(part in ("", ".", "..") for part in prefix.split("/")) and prefix:
+        raise TensorboardError(f"path_prefix {path_prefix!r} is not a plain URL path like /tensorboard/abc")
+    return f"/{prefix}" if prefix else ""
+
+
 def _check_port_free(host: str, port: int) -> None:
     """Raise TensorboardError when ``host:port`` cannot be bound (as TensorBoard binds it)."""
     try:
@@ -214,7 +222,9 @@ class TensorboardServer:
     (``--reload_multifile=true``, never considered inactive). ``samples_per_plugin`` (e.g.
     ``{"scalars": 0, "images": 100}``; 0 means all) overrides TensorBoard's downsampling,
     which keeps 1000 scalar points and 10 images per tag. ``extra_args`` go to TensorBoard
-    as they are; ``log_path`` receives TensorBoard's output.
+    as they are; ``log_path`` receives TensorBoard's output. ``path_prefix`` (e.g.
+    ``/tensorboard/abc``) serves everything under that path (``--path_prefix``), for a proxy
+    that forwards its requests unchanged; :attr:`url` then ends with it.
 
     :meth:`start` returns once TensorBoard answers HTTP; its loader reads the log folder in
     the background, so runs can show up a moment later.
@@ -233,6 +243,7 @@ class TensorboardServer:
         extra_args: Sequence[str] = (),
         log_path: str | os.PathLike[str] | None = None,
         remove_logdir_if_orphaned: bool = False,
+        path_prefix: str = "",
     ) -> None:
         """Describe the server; nothing runs until :meth:`start`.
 
@@ -253,6 +264,7 @@ class TensorboardServer:
         self._extra_args = list(extra_args)
         self._log_path = Path(log_path) if log_path is not None else None
         self._remove_logdir_if_orphaned = remove_logdir_if_orphaned
+        self._path_prefix = _normal_prefix(path_prefix)
         self._child: _Child | None = None
         self._finalizer: weakref.finalize | None = None
         self._port: int | None = None
@@ -272,12 +284,12 @@ class TensorboardServer:
 
     @property
     def url(self) -> str | None:
-        """``http://host:port/``, or None while the port is unknown."""
+        """``http://host:port/`` (then the path prefix and ``/``), or None while the port is unknown."""
         port = self.port
         if port is None:
             return None
         host = f"[{self._host}]" if ":" in self._host else self._host
-        return f"http://{host}:{port}/"
+        return f"http://{host}:{port}{self._path_prefix}/"
 
     @property
     def pid(self) -> int | None:
@@ -306,6 +318,8 @@ class TensorboardServer:
         ]  # fmt: skip
         if self._window_title:
             args += ["--window_title", self._window_title]
+        if self._path_prefix:
+            args += ["--path_prefix", self._path_prefix]
         if self._samples_per_plugin:
             pairs = ",".join(
                 f"{plugin}={count if count > 0 else _ALL_SAMPLES}"

@@ -11,6 +11,7 @@ import pytest
 
 from runhistory import Experiment, Workspace
 from runhistory.cli.runs import DEFAULT_METRICS
+from runhistory.store.base import MetricBatch, MetricKind, MetricSource
 
 from tests.cli.support import assert_fits, assert_one_line_error, row_of
 
@@ -207,3 +208,45 @@ def test_a_long_value_ends_in_an_ellipsis_and_names_stay_readable(tmp_path, invo
     assert "ty_characters" in metrics[4]  # the name folds onto the next line
     text = row_of("\n".join(metrics), "text")
     assert text[:3] == ["text", "scalar", "1"] and text[-1].endswith("\u2026")
+
+
+# --- a job whose series came from its own event files ---
+
+
+@pytest.fixture
+def job_ws(tmp_path) -> Path:
+    """A run with SDK series and, as a job's supervisor reads them, a scalar and a histogram from its event files."""
+    ws = Workspace.create(tmp_path / "ws")
+    run = Experiment(ws, "job").start_logging()
+    run.log("accuracy", 0.75)
+    times = [1_700_000_000.0, 1_700_000_001.0]
+    ws.store.append_metrics(
+        [
+            MetricBatch(run.id, "train/loss", MetricKind.SCALAR, [0.5, 0.25], [0, 10], times, source=MetricSource.EVENT_FILES),
+            MetricBatch(run.id, "train/weights", MetricKind.SUMMARY, ["histograms"] * 2, [0, 10], times, source=MetricSource.EVENT_FILES),
+        ]
+    )
+    run.complete()
+    return tmp_path / "ws"
+
+
+def test_series_from_event_files_show_their_source_and_summaries_their_kind_and_count(job_ws, invoke):
+    result = invoke("runs", "show", "job:1", "-w", str(job_ws))
+    assert result.exit_code == 0, result.output
+    assert_fits(result.stdout)
+    metrics = _section(result.stdout, "Metrics")
+    assert metrics.splitlines()[1].split() == ["name", "kind", "count", "source", "last", "value"]
+    assert row_of(metrics, "accuracy") == ["accuracy", "scalar", "1", "0.75"]
+    assert row_of(metrics, "train/loss") == ["train/loss", "scalar", "2", "tensorboard", "0.25"]
+    assert row_of(metrics, "train/weights") == ["train/weights", "histograms", "2", "tensorboard"]
+
+
+def test_json_and_csv_give_the_source_where_there_is_one(job_ws, invoke):
+    data = json.loads(invoke("runs", "show", "job:1", "-o", "json", "-w", str(job_ws)).stdout)
+    assert data["metrics"] == {
+        "accuracy": {"kind": "scalar", "count": 1, "last_value": 0.75},
+        "train/loss": {"kind": "scalar", "count": 2, "last_value": 0.25, "source": "tensorboard"},
+        "train/weights": {"kind": "summary", "count": 2, "last_value": "histograms", "source": "tensorboard"},
+    }
+    [row] = list(csv.DictReader(io.StringIO(invoke("runs", "show", "job:1", "-o", "csv", "-w", str(job_ws)).stdout)))
+    assert json.loads(row["metrics"]) == data["metrics"]

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import os
 import textwrap
+import time
 from pathlib import Path
 from typing import Callable, Iterator, TypeVar
+
+import httpx
 
 from runhistory import Run
 from tests import helpers
@@ -13,6 +16,7 @@ from tests import helpers
 T = TypeVar("T")
 
 JOB_TIMEOUT_S = 60.0
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
 def write_script(folder: Path, name: str, code: str) -> Path:
@@ -77,3 +81,40 @@ def supervisors_under(folder: Path) -> list[int]:
         except OSError:
             continue
     return found
+
+
+def scalar_counts(url: str, tb_run: str) -> dict[str, int]:
+    """The number of points TensorBoard's HTTP API serves for each scalar tag of one run."""
+    tags = httpx.get(f"{url.rstrip('/')}/data/plugin/scalars/tags", timeout=30).json().get(tb_run, {})
+    counts = {}
+    for tag in tags:
+        points = httpx.get(
+            f"{url.rstrip('/')}/data/plugin/scalars/scalars", params={"run": tb_run, "tag": tag}, timeout=30
+        ).json()
+        counts[tag] = len(points)
+    return counts
+
+
+def tensorboard_scalars(url: str) -> dict[str, dict[str, list[list[float]]]]:
+    """{TensorBoard run: {tag: [[wall_time, step, value], ...]}} for every scalar tag TensorBoard serves."""
+    base = url.rstrip("/")
+    tags = httpx.get(f"{base}/data/plugin/scalars/tags", timeout=30).json()
+    return {
+        tb_run: {
+            tag: httpx.get(f"{base}/data/plugin/scalars/scalars", params={"run": tb_run, "tag": tag}, timeout=30).json()
+            for tag in run_tags
+        }
+        for tb_run, run_tags in tags.items()
+    }
+
+
+def counts_seen_while_running(run: Run, url: str, tb_run: str, tag: str, enough: int = 3) -> set[int]:
+    """The point counts of ``tag`` TensorBoard served while the job read Running (until ``enough``
+    different ones, or the job ended): what a user watching the curves grow sees."""
+    seen: set[int] = set()
+    while run.get_status() in ("Queued", "Starting", "Running") and len(seen) < enough:
+        counts = scalar_counts(url, tb_run)
+        if run.get_status() == "Running" and counts.get(tag):
+            seen.add(counts[tag])
+        time.sleep(0.1)
+    return seen

@@ -3,28 +3,12 @@
 from __future__ import annotations
 
 import shutil
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.jobs.support import wait_until
-
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
-
-
-def scalar_counts(url: str, tb_run: str) -> dict[str, int]:
-    """The number of points TensorBoard's HTTP API serves for each scalar tag of one run."""
-    tags = httpx.get(f"{url.rstrip('/')}/data/plugin/scalars/tags", timeout=30).json().get(tb_run, {})
-    counts = {}
-    for tag in tags:
-        points = httpx.get(
-            f"{url.rstrip('/')}/data/plugin/scalars/scalars", params={"run": tb_run, "tag": tag}, timeout=30
-        ).json()
-        counts[tag] = len(points)
-    return counts
-
+from tests.jobs.support import EXAMPLES, counts_seen_while_running, scalar_counts, wait_until
 
 def test_scenario_1_as_written_but_for_imports(isolated: Path, capsys: pytest.CaptureFixture[str]) -> None:
     # --- scenario 1, as in scenarios.md ---
@@ -59,12 +43,7 @@ def test_scenario_1_as_written_but_for_imports(isolated: Path, capsys: pytest.Ca
     tb = Tensorboard([run], port=0)  # the one change: any free port, as other tests may hold 6006
     url = tb.start()          # while the job still runs: its curves grow live
     # --- (what a user watching TensorBoard now sees: the curves grow while the job runs) ---
-    seen_while_running = set()
-    while run.get_status() in ("Queued", "Starting", "Running") and len(seen_while_running) < 3:
-        counts = scalar_counts(url, "tensorboard-demo-1")
-        if run.get_status() == "Running" and counts.get("loss/train"):
-            seen_while_running.add(counts["loss/train"])
-        time.sleep(0.1)
+    seen_while_running = counts_seen_while_running(run, url, "tensorboard-demo-1", "loss/train")
     # --- scenario 1 goes on ---
     run.wait_for_completion(show_output=True)
     assert len(seen_while_running) >= 3, f"points seen while running: {sorted(seen_while_running)}"

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import tarfile
 import textwrap
 import time
 import zipfile
@@ -23,7 +24,7 @@ import httpx
 import pytest
 
 from runhistory.core.sizes import format_size
-from tests.helpers import python_env
+from tests.helpers import python_env, stop_process
 from tests.server.support import free_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -53,6 +54,9 @@ def _run(command: list[str | Path], timeout: float, **kwargs: object) -> subproc
     assert done.returncode == 0, f"{' '.join(map(str, command))} exited {done.returncode}:\n{done.stdout}\n{done.stderr}"
     return done
 
+
+# One worker builds the checkout at a time: two builds in one source tree race on its build/ folder.
+pytestmark = pytest.mark.xdist_group("packaging")
 
 @pytest.fixture(scope="module")
 def pip_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -141,6 +145,32 @@ def test_the_wheel_holds_the_migrations_and_no_tests(dists: Dists) -> None:
     }
     assert in_checkout and migrations == in_checkout
     assert not [name for name in names if name.startswith("tests/") or "/tests/" in name]
+
+
+def test_the_wheel_holds_the_ui_and_its_chart_library(dists: Dists) -> None:
+    """The UI works offline: its templates, scripts and the chart library npm fetched at build time."""
+    wheel = zipfile.ZipFile(dists.wheel)
+    names = set(wheel.namelist())
+    bundle = "runhistory/ui/static/vendor/echarts.min.js"
+    assert bundle in names and "runhistory/ui/static/vendor/echarts.LICENSE" in names
+    assert wheel.getinfo(bundle).file_size > 500_000  # the whole bundle, not a stub
+    assert b"echarts" in wheel.read(bundle)[:4096].lower()
+    ui = REPO / "runhistory" / "ui"
+    served = {
+        path.relative_to(REPO).as_posix()
+        for pattern in ("templates/**/*.html", "static/*.js", "static/*.css")
+        for path in ui.glob(pattern)
+    }
+    assert any("/templates/" in name for name in served), "the checkout has no UI templates"
+    assert served <= names, sorted(served - names)
+
+
+def test_the_sdist_carries_the_asset_build(dists: Dists) -> None:
+    """The sdist builds a wheel with the chart library: the lockfile, the script and the hook."""
+    with tarfile.open(dists.sdist) as sdist:
+        names = {name.split("/", 1)[1] for name in sdist.getnames() if "/" in name}
+    assert {"setup.py", "scripts/ui_assets.py", "frontend/package.json", "frontend/package-lock.json"} <= names
+    assert not [name for name in names if name.startswith("frontend/node_modules")]
 
 
 # --- a fresh venv without extras ---
@@ -237,12 +267,7 @@ def server(tmp_path: Path) -> Iterator[str]:
             time.sleep(0.1)
         yield url
     finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(10)
+        stop_process(process)
         log.close()
 
 

@@ -35,6 +35,16 @@ def test_many_runs_read_at_once_match_one_read_per_run(ws: Workspace) -> None:
     assert together[ids[0]]["epoch"].values == list(range(40))
     assert together[ids[0]]["note"].values[-1] == "step 39 ✓"
 
+    as_arrays = ws.store.get_metrics_of_runs(ids, numeric_arrays=True)  # what the UI's charts read
+    for run_id in ids:
+        for name, series in as_arrays[run_id].items():
+            listed = together[run_id][name].values
+            if name == "note":
+                assert series.values == listed  # text stays a list
+            else:
+                assert isinstance(series.values, np.ndarray) and series.values.tolist() == listed
+    assert as_arrays[ids[0]]["epoch"].values.dtype == np.int64 and as_arrays[ids[1]]["loss"].values.dtype == np.float64
+
     only_loss = ws.store.get_metrics_of_runs(ids, names=["loss"])
     assert all(list(series) == ["loss"] for series in only_loss.values())
     assert only_loss[ids[5]]["loss"].values == [1.0 / (step + 1) + 5 for step in range(40)]

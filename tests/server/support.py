@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.helpers import python_env
+from tests.helpers import python_env, stop_process
 
 
 def free_port() -> int:
@@ -87,13 +87,7 @@ class ServerProcess:
         self.process.wait(10)
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
+        stop_process(self.process)
 
     def client_env(self, **extra: str) -> dict[str, str]:
         """The environment of a client process of this server."""

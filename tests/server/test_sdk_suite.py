@@ -10,20 +10,17 @@ see tests/postgres.py and tests/s3.py).
 from __future__ import annotations
 
 import shutil
-import socket
-import threading
-import time
 from pathlib import Path
 from typing import Iterator
 
 import pytest
-import uvicorn
 
 from runhistory import Workspace
 from runhistory.artifacts import open_artifact_store
 from runhistory.backends import open_run_store
 from runhistory.server.app import create_app
 
+from tests.helpers import served
 from tests.sdk import test_files, test_metrics, test_runs
 
 # The suites' tests, collected here a second time (their fixtures come along with them).
@@ -58,23 +55,5 @@ def ws(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.Monke
         artifact_uri = str(tmp_path / "server-artifacts")
     store = open_run_store(store_uri)
     app = create_app(store, open_artifact_store(artifact_uri))
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(128)
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "the in-process server did not start"
-        time.sleep(0.01)
-    try:
-        yield Workspace(f"http://127.0.0.1:{sock.getsockname()[1]}")
-    finally:
-        server.should_exit = True  # it stops within ~0.1 s; the next test need not wait for it
-
-        def _close_when_stopped() -> None:
-            thread.join(10)
-            store.close()
-
-        threading.Thread(target=_close_when_stopped, daemon=True).start()
+    with served(app, on_stopped=store.close) as url:
+        yield Workspace(url)

@@ -70,6 +70,9 @@ def test_scenarios_1_and_2_unchanged_against_a_server_on_postgresql_and_s3(
     assert isinstance(direct.artifacts, S3ArtifactStore)
     (job,) = Experiment(direct, "tensorboard-demo").get_runs()
     assert job.status == "Completed"
+    curves = job.get_metrics()  # its supervisor stored its event files' scalars through the server
+    assert {tag: len(curves[tag]) for tag in SCALAR_TAGS} == dict.fromkeys(SCALAR_TAGS, 20)
+    assert f"Run history of {job.id}: " in first.stdout
     names = set(job.get_file_names())
     assert {"outputs/model.npz", "snapshot/train.py", "system_logs/driver.log"} <= names
     events = [name for name in names if name.startswith("logs/events.out.tfevents.")]

@@ -12,6 +12,8 @@ import pytest
 
 from runhistory import Experiment, Run, Workspace
 from runhistory.core.errors import NotFoundError, TensorboardError
+from runhistory.store.base import MetricBatch, MetricKind, MetricSource
+from runhistory.tensorboard.events import EventFileWriter
 from runhistory.tensorboard.export import export_to_tensorboard
 from tests.tensorboard.conftest import Board, make_png, serve_board
 
@@ -174,3 +176,67 @@ def test_bad_input(tmp_path: Path, exported: Exported) -> None:
         export_to_tensorboard("nope:9", tmp_path / "out", workspace=exported.root.experiment.workspace)
     with pytest.raises(TensorboardError, match="Cannot export int"):
         export_to_tensorboard(42, tmp_path / "out")  # type: ignore[arg-type]
+
+
+# --- a job's own event files: copied as they are, their series never written a second time ---
+
+
+@dataclass
+class JobExport:
+    """A job run with its own event file in ``logs/train/`` and the series read from it, exported twice."""
+
+    logdir: Path
+    event_file: str  # its name under logs/train/
+    event_bytes: bytes
+
+
+@pytest.fixture(scope="module")
+def job_exported(tmp_path_factory: pytest.TempPathFactory) -> JobExport:
+    base = tmp_path_factory.mktemp("job-export")
+    ws = Workspace.create(base / "ws")
+    run = Experiment(ws, "job").start_logging(display_name="job")
+    with EventFileWriter(base / "local") as writer:
+        for step, loss in enumerate([1.0, 0.5, 0.25]):
+            writer.add_scalar("loss", loss, step, wall_time=1_700_000_000.0 + step)
+            writer.add_histogram("weights", [0.1 * step, 0.2, 0.3], step, wall_time=1_700_000_000.0 + step)
+    data = writer.path.read_bytes()
+    ws.artifacts.append(run.id, f"logs/train/{writer.path.name}", data)
+    times = [1_700_000_000.0, 1_700_000_001.0, 1_700_000_002.0]
+    ws.store.append_metrics(  # what the supervisor reads from that file
+        [
+            MetricBatch(run.id, "train/loss", MetricKind.SCALAR, [1.0, 0.5, 0.25], [0, 1, 2], times, source=MetricSource.EVENT_FILES),
+            MetricBatch(run.id, "train/weights", MetricKind.SUMMARY, ["histograms"] * 3, [0, 1, 2], times, source=MetricSource.EVENT_FILES),
+        ]
+    )
+    run.log("accuracy", 0.5)
+    run.log("accuracy", 0.75)
+    run.log("lone", 3.0)
+    run.complete()
+    logdir = base / "tb"
+    export_to_tensorboard(run, logdir)
+    export_to_tensorboard(run, logdir)  # again: replaces, never duplicates
+    return JobExport(logdir, writer.path.name, data)
+
+
+@pytest.fixture(scope="module", params=[True, False], ids=["load_fast", "python_loader"])
+def job_board(request: pytest.FixtureRequest, job_exported: JobExport) -> Iterator[Board]:
+    yield from serve_board(job_exported.logdir, request.param, 2)
+
+
+def test_exporting_a_job_copies_its_own_event_files_once(job_exported: JobExport) -> None:
+    copied = job_exported.logdir / "job-1" / "train" / job_exported.event_file
+    assert copied.read_bytes() == job_exported.event_bytes
+    files = sorted(p.relative_to(job_exported.logdir).as_posix() for p in job_exported.logdir.rglob("events.out.tfevents.*"))
+    assert len(files) == 2 and files[1] == f"job-1/train/{job_exported.event_file}"
+
+
+def test_series_from_event_files_are_shown_from_them_alone(job_board: Board) -> None:
+    assert set(job_board.get("data/runs")) == {"job-1", "job-1/train"}
+    scalar_tags = job_board.get("data/plugin/scalars/tags")
+    assert set(scalar_tags["job-1"]) == {"accuracy", "lone"}  # the SDK's series only
+    assert set(scalar_tags["job-1/train"]) == {"loss"}
+    points = _scalars(job_board, "job-1/train", "loss")
+    assert [(p[1], p[2]) for p in points] == [(0, 1.0), (1, 0.5), (2, 0.25)]
+    histograms = job_board.get("data/plugin/histograms/tags")
+    assert set(histograms.get("job-1/train", {})) == {"weights"} and "job-1" not in histograms
+    assert [(p[1], p[2]) for p in _scalars(job_board, "job-1", "accuracy")] == [(0, 0.5), (1, 0.75)]

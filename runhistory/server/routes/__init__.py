@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from runhistory.server.routes import compute_targets, experiments, files, health, metrics, runs
+from runhistory.server.routes import compute_targets, experiments, files, health, metrics, queries, runs
 
 ROUTERS: tuple[APIRouter, ...] = (
     health.router,
+    queries.router,
     experiments.router,
     runs.router,
     compute_targets.router,

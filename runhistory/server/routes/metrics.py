@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from typing import Annotated, Optional
@@ -12,7 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from runhistory.core import errors
 from runhistory.protocol import series_of_runs, wire
 from runhistory.protocol.routes import API_PREFIX, BATCH_ID_HEADER
-from runhistory.server.dependencies import Limits, Store, json_response, read_body, records_response
+from runhistory.server.dependencies import Limits, Store, json_response, read_body
 from runhistory.server.models import MAX_ID, MetricsOfRunsIn, PointsOut
 from runhistory.store.base import MetricSummary
 
@@ -72,8 +73,17 @@ def get_metrics(
 
 @router.get("/runs/{run_id}/metric-summaries", response_model=list[MetricSummary])
 def get_metric_summaries(run_id: str, store: Store) -> Response:
-    """Each series' kind, count and last value."""
-    return records_response(store.get_metric_summaries(run_id))
+    """Each series' kind, count, last value and description, and its source where it has one."""
+    return json_response([_summary_json(summary) for summary in store.get_metric_summaries(run_id)])
+
+
+def _summary_json(summary: MetricSummary) -> dict:
+    """A summary as JSON; ``source`` only when the series has one, so that an older client (which
+    knows no source and takes every field it is given) reads the series logged through the SDK."""
+    found = dataclasses.asdict(summary)
+    if not summary.source:
+        del found["source"]
+    return found
 
 
 @router.post("/metrics/of-runs", responses={200: {"content": {series_of_runs.MEDIA_TYPE: {}}}})

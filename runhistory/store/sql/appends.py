@@ -27,7 +27,8 @@ from sqlalchemy.engine import Connection
 from runhistory.core.errors import MetricValueError, NotFoundError, RunFinishedError
 from runhistory.core.status import RunStatus
 from runhistory.store import codec
-from runhistory.store.base import MetricBatch
+from runhistory.store.base import MetricBatch, MetricSource
+from runhistory.store.series_stats import merge_stats, numeric_stats
 from runhistory.store.sql.frames import FrameBuilder
 from runhistory.store.sql.schema import applied_batches, metric_chunks, metric_frames, metrics, runs
 
@@ -41,7 +42,7 @@ class StaleSeriesCounts(Exception):
 
 
 class SeriesCache:
-    """``{(run_id, name): [metric_id, kind, count]}`` of series this store wrote or read."""
+    """``{(run_id, name): [metric_id, kind, count, source]}`` of series this store wrote or read."""
 
     def __init__(self) -> None:
         self._series: dict[tuple[str, str], list] = {}
@@ -76,7 +77,7 @@ def append_batches(
     series = _series_of(connection, batches, cache if trust_cache else None)
     frames: dict[str, FrameBuilder] = {}
     chunks: list[dict] = []  # batches long enough to be a chunk of their own
-    updates: dict[int, list] = {}  # metric_id -> [new count, old count, last value]
+    updates: dict[int, list] = {}  # metric_id -> [new count, old count, last value, (last number, min, max)]
     for batch in batches:
         entry = series[(batch.run_id, batch.name)]
         metric_id, first_index = entry[0], entry[2]
@@ -88,11 +89,12 @@ def append_batches(
                 frame = frames[batch.run_id] = FrameBuilder(batch.run_id)
             frame.add(metric_id, first_index, batch.values, batch.steps, batch.times)
         entry[2] = first_index + len(batch.times)
+        stats = numeric_stats(batch.kind, batch.values)
         update = updates.get(metric_id)
         if update is None:
-            updates[metric_id] = [entry[2], first_index, batch.values[-1]]
+            updates[metric_id] = [entry[2], first_index, batch.values[-1], stats]
         else:
-            update[0], update[2] = entry[2], batch.values[-1]
+            update[0], update[2], update[3] = entry[2], batch.values[-1], merge_stats(update[3], stats)
     _move_counts_on(connection, updates)
     if frames:
         connection.execute(sa.insert(metric_frames), [frame.row() for frame in frames.values()])
@@ -141,9 +143,16 @@ def _move_counts_on(connection: Connection, updates: dict[int, list]) -> None:
     if connection.dialect.name == "postgresql":
         ids = list(updates)
         lasts = _json_texts([updates[i][2] for i in ids])
+        stats = [updates[i][3] for i in ids]
         result = connection.exec_driver_sql(
             _POSTGRES_MOVE_COUNTS,
-            ([updates[i][0] for i in ids], lasts, ids, [updates[i][1] for i in ids]),
+            (
+                [updates[i][0] for i in ids],
+                lasts,
+                ids,
+                [updates[i][1] for i in ids],
+                *([one[at] for one in stats] for at in range(3)),
+            ),
         )
     else:
         result = connection.exec_driver_sql(*_sqlite_move_counts(updates))
@@ -156,12 +165,31 @@ def _sqlite_move_counts(updates: dict[int, list]) -> tuple[str, tuple[str]]:
     SQLite's ``->`` gives back exactly the text Python's ``json.dumps`` would; anything else
     (strings, rows, NaN, infinities) as its JSON text, taken with ``->>``."""
     rows = [[metric_id, update[0], _plain(update[2]), update[1]] for metric_id, update in updates.items()]
+    stats = [_json_stats(update[3]) for update in updates.values()]
     try:
-        return _SQLITE_MOVE_COUNTS_NUMBERS, (json.dumps(rows, allow_nan=False),)
+        return _SQLITE_MOVE_COUNTS_NUMBERS, (_with_stats(json.dumps(rows, allow_nan=False), stats),)
     except (TypeError, ValueError):
         lasts = _json_texts([update[2] for update in updates.values()])
         texts = [[row[0], row[1], last, row[3]] for row, last in zip(rows, lasts)]
-        return _SQLITE_MOVE_COUNTS_TEXTS, (json.dumps(texts),)
+        return _SQLITE_MOVE_COUNTS_TEXTS, (_with_stats(json.dumps(texts), stats),)
+
+
+def _json_stats(stats: tuple) -> str:
+    """``(last number, min, max)`` as the JSON text SQLite reads back as reals (infinities as 1e999)."""
+    return ",".join("null" if value is None else _JSON_INFINITIES.get(value) or repr(value) for value in stats)
+
+
+_JSON_INFINITIES = {float("inf"): "1e999", float("-inf"): "-1e999"}
+
+
+def _with_stats(rows_json: str, stats: list[str]) -> str:
+    """The JSON array of rows ``[[id, count, last, old], ...]`` with each row's stats appended."""
+    if not stats:
+        return rows_json
+    parts = rows_json[2:-2].split("], [")
+    if len(parts) != len(stats):  # a string last value held "], [": build the rows one by one
+        return "[" + ", ".join(json.dumps(row)[:-1] + ", " + one + "]" for row, one in zip(json.loads(rows_json), stats)) + "]"
+    return "[[" + "], [".join(part + ", " + one for part, one in zip(parts, stats)) + "]]"
 
 
 def _plain(value):
@@ -169,14 +197,22 @@ def _plain(value):
     return value.item() if type(value) is np.int64 else value
 
 
+# The minimum and maximum move on with the batch's own (NULL when it had no number): SQLite's
+# two-argument min/max answer NULL when either is, hence the coalesces; PostgreSQL's LEAST and
+# GREATEST skip NULLs.
 _SQLITE_MOVE_COUNTS_NUMBERS = (
-    "UPDATE metrics SET count = u.value ->> 1, last_value = u.value -> 2 FROM json_each(?) AS u "
+    "UPDATE metrics SET count = u.value ->> 1, last_value = u.value -> 2, last_number = u.value ->> 4, "
+    "min_value = min(coalesce(metrics.min_value, u.value ->> 5), coalesce(u.value ->> 5, metrics.min_value)), "
+    "max_value = max(coalesce(metrics.max_value, u.value ->> 6), coalesce(u.value ->> 6, metrics.max_value)) "
+    "FROM json_each(?) AS u "
     "WHERE metrics.id = u.value ->> 0 AND metrics.count = u.value ->> 3"
 )
 _SQLITE_MOVE_COUNTS_TEXTS = _SQLITE_MOVE_COUNTS_NUMBERS.replace("u.value -> 2", "u.value ->> 2")
 _POSTGRES_MOVE_COUNTS = (
-    "UPDATE metrics SET count = u.new, last_value = u.last "
-    "FROM unnest(%s::bigint[], %s::text[], %s::bigint[], %s::bigint[]) AS u(new, last, id, old) "
+    "UPDATE metrics SET count = u.new, last_value = u.last, last_number = u.last_number, "
+    "min_value = LEAST(metrics.min_value, u.low), max_value = GREATEST(metrics.max_value, u.high) "
+    "FROM unnest(%s::bigint[], %s::text[], %s::bigint[], %s::bigint[], %s::float8[], %s::float8[], %s::float8[]) "
+    "AS u(new, last, id, old, last_number, low, high) "
     "WHERE metrics.id = u.id AND metrics.count = u.old"
 )
 
@@ -225,25 +261,37 @@ def _chunked(items: list[str]) -> Iterator[list[str]]:
 def _series_of(
     connection: Connection, batches: list[MetricBatch], cache: SeriesCache | None
 ) -> dict[tuple[str, str], list]:
-    """Each batch's series as ``{(run_id, name): [id, kind, count]}`` (fresh lists: the cache is
-    updated only once the write is done), from the cache or read under lock, creating new ones."""
+    """Each batch's series as ``{(run_id, name): [id, kind, count, source]}`` (fresh lists: the cache
+    is updated only once the write is done), from the cache or read under lock, creating new ones."""
     series: dict[tuple[str, str], list] = {}
     missing: list[MetricBatch] = []
+    first: dict[tuple[str, str], MetricBatch] = {}
     for batch in batches:
         key = (batch.run_id, batch.name)
         if key in series:
+            _require_alike(first[key], batch)  # two batches of one series in one call
             continue
+        first[key] = batch
         entry = cache.get(key) if cache is not None else None
         if entry is None:
             missing.append(batch)
             series[key] = []
         elif entry[1] != batch.kind:
             raise _kind_error(batch.run_id, batch.name, entry[1], batch.kind)
+        elif entry[3] != batch.source:
+            raise _source_error(batch.run_id, batch.name, entry[3], batch.source)
         else:
             series[key] = list(entry)
     if missing:
         series.update(open_series(connection, missing))
     return series
+
+
+def _require_alike(earlier: MetricBatch, later: MetricBatch) -> None:
+    if later.kind != earlier.kind:
+        raise _kind_error(later.run_id, later.name, earlier.kind, later.kind)
+    if later.source != earlier.source:
+        raise _source_error(later.run_id, later.name, earlier.source, later.source)
 
 
 def _kind_error(run_id: str, name: str, stored: str, logged_as: str) -> MetricValueError:
@@ -252,8 +300,19 @@ def _kind_error(run_id: str, name: str, stored: str, logged_as: str) -> MetricVa
     )
 
 
+def _source_error(run_id: str, name: str, stored: str, logged_from: str) -> MetricValueError:
+    return MetricValueError(
+        f"Metric {name!r} of run {run_id} came from {_source_name(stored)}; it cannot also take points from "
+        f"{_source_name(logged_from)}. Use another name."
+    )
+
+
+def _source_name(source: str) -> str:
+    return "the run's TensorBoard event files" if source == MetricSource.EVENT_FILES else "the SDK (run.log)"
+
+
 def open_series(connection: Connection, batches: list[MetricBatch]) -> dict[tuple[str, str], list]:
-    """Each batch's series as ``{(run_id, name): [id, kind, count]}``, read ``FOR UPDATE``, creating new ones.
+    """Each batch's series as ``{(run_id, name): [id, kind, count, source]}``, read ``FOR UPDATE``, creating new ones.
 
     The rows are read in id order, so that writers never wait on each other in a circle. A
     series created concurrently elsewhere is a unique violation; the store then runs the whole
@@ -267,16 +326,18 @@ def open_series(connection: Connection, batches: list[MetricBatch]) -> dict[tupl
     def read(run_id: str, names: list[str]) -> None:
         for chunk in _chunked(names):
             query = (
-                sa.select(metrics.c.id, metrics.c.name, metrics.c.count, metrics.c.kind)
+                sa.select(metrics.c.id, metrics.c.name, metrics.c.count, metrics.c.kind, metrics.c.source)
                 .where(metrics.c.run_id == run_id, metrics.c.name.in_(chunk))
                 .order_by(metrics.c.id)
                 .with_for_update()
             )
             for row in connection.execute(query):
-                logged_as = wanted[run_id][row.name].kind
-                if row.kind != logged_as:
-                    raise _kind_error(run_id, row.name, row.kind, logged_as)
-                found[(run_id, row.name)] = [row.id, row.kind, row.count]
+                logged = wanted[run_id][row.name]
+                if row.kind != logged.kind:
+                    raise _kind_error(run_id, row.name, row.kind, logged.kind)
+                if row.source != logged.source:
+                    raise _source_error(run_id, row.name, row.source, logged.source)
+                found[(run_id, row.name)] = [row.id, row.kind, row.count, row.source]
 
     for run_id in sorted(wanted):
         read(run_id, sorted(wanted[run_id]))
@@ -285,7 +346,14 @@ def open_series(connection: Connection, batches: list[MetricBatch]) -> dict[tupl
             connection.execute(
                 sa.insert(metrics),
                 [
-                    {"run_id": run_id, "name": b.name, "kind": b.kind, "description": b.description, "count": 0}
+                    {
+                        "run_id": run_id,
+                        "name": b.name,
+                        "kind": b.kind,
+                        "description": b.description,
+                        "count": 0,
+                        "source": b.source,
+                    }
                     for b in new
                 ],
             )

@@ -22,7 +22,7 @@ from sqlalchemy import (
 
 # The newest migration's revision. Checked against Alembic by the tests; kept here so that
 # opening an up-to-date workspace never imports Alembic (it costs ~0.15 s per process).
-SCHEMA_REVISION = "0007"
+SCHEMA_REVISION = "0009"
 
 metadata = MetaData()
 
@@ -88,7 +88,15 @@ metrics = Table(
     Column("description", Text, nullable=False),
     Column("count", Integer, nullable=False),
     Column("last_value", Text, nullable=True),
+    # Where the series came from (see MetricSource): "" the SDK, "tensorboard" the run's own event files.
+    Column("source", String(32), nullable=False, server_default=""),
+    # The numeric summary of a scalar or list series of numbers (see runhistory/store/series_stats.py),
+    # NULL for other series; run queries filter and sort by these.
+    Column("last_number", Float, nullable=True),
+    Column("min_value", Float, nullable=True),
+    Column("max_value", Float, nullable=True),
     UniqueConstraint("run_id", "name", name="uq_metrics_run_name"),
+    Index("ix_metrics_name_last_number", "name", "last_number"),
 )
 
 compute_targets = Table(

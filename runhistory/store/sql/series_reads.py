@@ -38,10 +38,11 @@ def series_rows(connection: Connection, run_ids: Sequence[str], names: Sequence[
 
 
 def read_series(
-    connection: Connection, rows: list, starts: dict[int, int], names: Sequence[str] | None = None
+    connection: Connection, rows: list, starts: dict[int, int], names: Sequence[str] | None = None, *, arrays: bool = False
 ) -> dict[int, MetricSeries]:
     """``{metric_id: series}`` of these ``metrics`` rows (of their runs, only ``names`` when given,
-    as :func:`series_rows` read them), each from point ``starts[id]`` on."""
+    as :func:`series_rows` read them), each from point ``starts[id]`` on; with ``arrays``, a
+    series of numbers has its values as one numpy array rather than a list."""
     if not rows:
         return {}
     wanted = {row.id for row in rows}
@@ -56,20 +57,21 @@ def read_series(
     for row in rows:
         own, start = chunks.get(row.id, []), starts.get(row.id, 0)
         if len(own) == 1 and row.id not in framed and own[0].first_index >= start:
-            found[row.id] = _whole_chunk(row, own[0])  # a finished run's series: one chunk, read as it is
+            found[row.id] = _whole_chunk(row, own[0], arrays)  # a finished run's series: one chunk, read as it is
         else:
-            found[row.id] = _series(row, [*map(_chunk_piece, own), *framed.get(row.id, [])], start)
+            found[row.id] = _series(row, [*map(_chunk_piece, own), *framed.get(row.id, [])], start, arrays)
     return found
 
 
-def _whole_chunk(row, chunk) -> MetricSeries:
+def _whole_chunk(row, chunk, arrays: bool) -> MetricSeries:
     return MetricSeries(
         name=row.name,
         kind=row.kind,
         steps=codec.decode_steps(chunk.steps, chunk.first_index, chunk.count),
-        values=codec.decode_values(chunk.encoding, chunk.vals),
+        values=codec.decode_values(chunk.encoding, chunk.vals, arrays=arrays),
         times=codec.decode_times(chunk.times),
         description=row.description,
+        source=row.source,
     )
 
 
@@ -112,7 +114,7 @@ def _chunk_piece(chunk) -> Piece:
     return Piece(chunk.metric_id, chunk.first_index, chunk.encoding, values, steps, np.frombuffer(chunk.times, "<f8"))
 
 
-def _series(row, pieces: list[Piece], start: int) -> MetricSeries:
+def _series(row, pieces: list[Piece], start: int, arrays: bool) -> MetricSeries:
     pieces.sort(key=lambda piece: piece.first_index)
     steps, values, times = [], [], []
     for piece in pieces:
@@ -126,14 +128,18 @@ def _series(row, pieces: list[Piece], start: int) -> MetricSeries:
         name=row.name,
         kind=row.kind,
         steps=np.concatenate(steps) if steps else np.empty(0, np.int64),
-        values=_listed(values),
+        values=_listed(values, arrays),
         times=np.concatenate(times) if times else np.empty(0, np.float64),
         description=row.description,
+        source=row.source,
     )
 
 
-def _listed(parts: list) -> list:
-    """The values of consecutive pieces as one list (one ``tolist`` when they are arrays of one type)."""
+def _listed(parts: list, arrays: bool = False) -> list | np.ndarray:
+    """The values of consecutive pieces as one list (one ``tolist`` when they are arrays of one
+    type); with ``arrays``, pieces that are all numbers as one numpy array."""
+    if arrays and parts and all(type(part) is np.ndarray for part in parts):
+        return np.concatenate(parts)
     if len(parts) > 1 and all(type(part) is np.ndarray for part in parts) and len({part.dtype for part in parts}) == 1:
         return np.concatenate(parts).tolist()
     listed: list = []

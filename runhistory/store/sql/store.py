@@ -7,8 +7,9 @@ million points write and read back in well under a second.
 Concurrency. On SQLite every write transaction is ``BEGIN IMMEDIATE`` (one writer at a
 time) and is retried while the file is locked. On PostgreSQL (READ COMMITTED) the writes
 that read-then-write take row locks (``SELECT ... FOR UPDATE``: the experiment row while
-numbering a run, the series row while appending to it), a job slot claim takes a
-transaction-level advisory lock on its compute target, and a transaction that loses a
+numbering a run, the series row while appending to it), a job slot claim and an admission
+from a target's queue each take a transaction-level advisory lock on the compute target (a
+class of lock each), and a transaction that loses a
 race (unique violation, deadlock, serialization failure) is retried from the start, so
 that get-or-create of experiments, series, tags and properties re-reads what won.
 """
@@ -37,16 +38,23 @@ from runhistory.store.base import (
     JOB_RUN_TYPE,
     ComputeTargetRecord,
     ExperimentRecord,
+    ExperimentSummary,
     MetricBatch,
     MetricSeries,
+    MetricStats,
     MetricSummary,
     RunFilter,
+    RunKeys,
     RunOwner,
     RunRecord,
     RunStatus,
     RunStore,
+    check_admission,
+    check_stats_run_ids,
 )
+from runhistory.store.query import parse_order_by, parse_query
 from runhistory.store.sql import compaction
+from runhistory.store.sql import query as run_query
 from runhistory.store.sql.appends import SeriesCache, StaleSeriesCounts, append_batches, append_batches_once
 from runhistory.store.sql.engine import release_free_pages, unavailable_as_error
 from runhistory.store.sql.series_reads import read_series, series_rows
@@ -245,24 +253,21 @@ class SqlRunStore(RunStore):
         return None if row is None else self._expire_if_stale(_run_record(row))
 
     def _expire_if_stale(self, record: RunRecord) -> RunRecord:
-        """The run as stored, after marking it Failed if it is a job whose supervisor is gone, or
-        Failed / NotResponding if its owner process is gone / silent (see :mod:`runhistory.liveness`)."""
+        """The run as stored, after marking it Failed (Canceled, if its cancel was requested) if it
+        is a job whose supervisor is gone, or Failed / NotResponding if its owner process is gone /
+        silent (see :mod:`runhistory.liveness`)."""
         if record.run_type != JOB_RUN_TYPE:
             return self._expire_owned_if_stale(record)
         silence = _silence(record, time.time())
         if silence is None:
             return record
-        error = {
-            "message": (
-                f"The job's supervisor stopped heartbeating {silence:.1f} s ago (it was killed, or its "
-                f"machine stopped); the job did not finish."
-            ),
-            "code": "SupervisorLost",
-        }
+        lost, canceled = _supervisor_lost_errors(silence)
         try:
-            self._write(_fail_silent_run, record.id, error, _ALIVE, HEARTBEAT_TIMEOUT_S)
-        except RunHistoryError:  # a read-only reader still reports the run as Failed
-            return dataclasses.replace(record, status=RunStatus.FAILED, error=error, end_time=time.time())
+            self._write(_end_silent_job, record.id, lost, canceled)
+        except RunHistoryError:  # a read-only reader still reports the run as ended
+            if record.status == RunStatus.CANCEL_REQUESTED:
+                return dataclasses.replace(record, status=RunStatus.CANCELED, error=canceled, end_time=time.time())
+            return dataclasses.replace(record, status=RunStatus.FAILED, error=lost, end_time=time.time())
         return self._require_run(record.id)
 
     def _expire_owned_if_stale(self, record: RunRecord) -> RunRecord:
@@ -286,9 +291,7 @@ class SqlRunStore(RunStore):
         return record if row is None else _run_record(row)
 
     def list_runs(self, run_filter: RunFilter) -> list[RunRecord]:
-        query = self._matching_runs(run_filter).order_by(
-            runs.c.created_time.desc(), runs.c.number.desc(), runs.c.id.desc()
-        )
+        query = run_query.ordered(self._matching_runs(run_filter), parse_order_by(run_filter.order_by))
         if run_filter.limit is not None:
             query = query.limit(run_filter.limit)
         if run_filter.offset:
@@ -316,6 +319,8 @@ class SqlRunStore(RunStore):
         query = _select_runs()
         if run_filter.experiment_id is not None:
             query = query.where(runs.c.experiment_id == run_filter.experiment_id)
+        if run_filter.experiment_ids:
+            query = query.where(runs.c.experiment_id.in_(_checked_ids(run_filter.experiment_ids)))
         if run_filter.parent_id is not None:
             query = query.where(runs.c.parent_id == run_filter.parent_id)
         if run_filter.top_level_only:
@@ -327,13 +332,20 @@ class SqlRunStore(RunStore):
             if value is not None:
                 match = match.where(tags.c.value == value)
             query = query.where(runs.c.id.in_(match))
-        if run_filter.status is None:
+        base, parsed = query, None if run_filter.query is None else parse_query(run_filter.query)
+        if parsed is not None:
+            query = query.where(run_query.filter_clause(parsed, self._postgres))
+        if run_filter.status is None and (parsed is None or not run_query.mentions_status(parsed)):
             return query
+        self._expire_open_runs(base)
+        return query if run_filter.status is None else query.where(runs.c.status == run_filter.status)
+
+    def _expire_open_runs(self, query: sa.Select) -> None:
+        """Bring the open runs ``query`` matches up to date (see :meth:`_expire_if_stale`)."""
         with self._reading() as connection:
             open_runs = [_run_record(row) for row in connection.execute(query.where(runs.c.status.in_(_OPEN)))]
         for record in open_runs:
             self._expire_if_stale(record)
-        return query.where(runs.c.status == run_filter.status)
 
     def set_status(
         self,
@@ -369,6 +381,14 @@ class SqlRunStore(RunStore):
 
     def claim_job_slot(self, run_id: str, target: str, max_concurrent: int) -> bool:
         return self._write(_claim_slot, run_id, target, max_concurrent)
+
+    def hold_in_queue(self, run_id: str) -> str:
+        self._require_run(run_id)
+        return self._write(_hold, run_id)
+
+    def admit_queued_jobs(self, target: str, max_in_flight: int, limit: int | None = None) -> list[str]:
+        check_admission(target, max_in_flight, limit)
+        return self._write(_admit, target, max_in_flight, limit)
 
     def save_compute_target(self, name: str, kind: str, config: Mapping[str, Any]) -> ComputeTargetRecord:
         validation.validate_target_name(name)
@@ -406,6 +426,20 @@ class SqlRunStore(RunStore):
 
     def get_properties(self, run_id: str) -> dict[str, str]:
         return self._key_values(properties, run_id)
+
+    def get_tags_of_runs(self, run_ids: Sequence[str]) -> dict[str, dict[str, str | None]]:
+        return self._key_values_of_runs(tags, check_stats_run_ids(run_ids, "Tags of runs"))
+
+    def get_properties_of_runs(self, run_ids: Sequence[str]) -> dict[str, dict[str, str]]:
+        return self._key_values_of_runs(properties, check_stats_run_ids(run_ids, "Properties of runs"))
+
+    def _key_values_of_runs(self, table: sa.Table, run_ids: list[str]) -> dict[str, dict[str, Any]]:
+        found: dict[str, dict[str, Any]] = {run_id: {} for run_id in run_ids}
+        query = sa.select(table.c.run_id, table.c.key, table.c.value).where(table.c.run_id.in_(run_ids)).order_by(table.c.key)
+        with self._reading() as connection:
+            for row in connection.execute(query):
+                found[row.run_id][row.key] = row.value
+        return found
 
     def _key_values(self, table: sa.Table, run_id: str) -> dict[str, Any]:
         query = sa.select(table.c.key, table.c.value).where(table.c.run_id == run_id).order_by(table.c.key)
@@ -514,25 +548,71 @@ class SqlRunStore(RunStore):
         return {row.name: series[row.id] for row in rows}
 
     def get_metrics_of_runs(
-        self, run_ids: Sequence[str], *, names: Sequence[str] | None = None
+        self, run_ids: Sequence[str], *, names: Sequence[str] | None = None, numeric_arrays: bool = False
     ) -> dict[str, dict[str, MetricSeries]]:
         wanted = [run_id for run_id in dict.fromkeys(run_ids) if validation.is_storable_text(run_id)]
         with self._reading_snapshot() as connection:
             existing = _existing_runs(connection, wanted)
             rows = series_rows(connection, existing, names)
-            series = read_series(connection, rows, {}, names)
+            series = read_series(connection, rows, {}, names, arrays=numeric_arrays)
         found: dict[str, dict[str, MetricSeries]] = {run_id: {} for run_id in existing}
         for row in rows:
             found[row.run_id][row.name] = series[row.id]
         return found
 
     def get_metric_summaries(self, run_id: str) -> list[MetricSummary]:
-        columns = (metrics.c.name, metrics.c.kind, metrics.c.count, metrics.c.last_value, metrics.c.description)
+        columns = (metrics.c.name, metrics.c.kind, metrics.c.count, metrics.c.last_value, metrics.c.description, metrics.c.source)
         query = sa.select(*columns).where(metrics.c.run_id == run_id).order_by(metrics.c.name)
         with self._reading() as connection:
             rows = connection.execute(query).all()  # unpacked as tuples: 100,000 series in well under a second
         decode = codec.decode_json_value
-        return [MetricSummary(name, kind, count, decode(last), description) for name, kind, count, last, description in rows]
+        return [
+            MetricSummary(name, kind, count, decode(last), description, source)
+            for name, kind, count, last, description, source in rows
+        ]
+
+    def get_metric_stats(self, run_ids: Sequence[str]) -> dict[str, dict[str, MetricStats]]:
+        wanted = [run_id for run_id in check_stats_run_ids(run_ids) if validation.is_storable_text(run_id)]
+        columns = (
+            metrics.c.run_id, metrics.c.name, metrics.c.kind, metrics.c.count, metrics.c.last_value,
+            metrics.c.min_value, metrics.c.max_value,
+        )
+        found: dict[str, dict[str, MetricStats]] = {}
+        with self._reading() as connection:
+            for at in range(0, len(wanted), 500):
+                query = sa.select(*columns).where(metrics.c.run_id.in_(wanted[at : at + 500])).order_by(metrics.c.run_id, metrics.c.name)
+                for run_id, name, kind, count, last, low, high in connection.execute(query):
+                    found.setdefault(run_id, {})[name] = MetricStats(kind, count, codec.decode_json_value(last), low, high)
+        return found
+
+    def run_keys(self, experiment_id: int) -> RunKeys:
+        if not _is_int64(experiment_id):
+            raise RunHistoryError(f"An experiment id must be a whole number, not {experiment_id!r:.40}.")
+        of_experiment = sa.select(runs.c.id).where(runs.c.experiment_id == experiment_id).scalar_subquery()
+        names = []
+        with self._reading() as connection:
+            for column in (metrics.c.name, tags.c.key, properties.c.key):
+                query = sa.select(column).where(column.table.c.run_id.in_(of_experiment)).distinct().order_by(column)
+                names.append(tuple(connection.execute(query).scalars()))
+        return RunKeys(*names)
+
+    def experiment_summaries(self) -> list[ExperimentSummary]:
+        activity = sa.func.max(
+            sa.func.coalesce(runs.c.heartbeat_time, 0.0),
+            sa.func.coalesce(runs.c.end_time, 0.0),
+            sa.func.coalesce(runs.c.start_time, 0.0),
+            runs.c.created_time,
+        ) if not self._postgres else sa.func.greatest(runs.c.heartbeat_time, runs.c.end_time, runs.c.start_time, runs.c.created_time)
+        running = sa.func.sum(sa.case((runs.c.status.in_(_RUNNING), 1), else_=0))
+        query = (
+            sa.select(experiments.c.id, experiments.c.name, sa.func.count(runs.c.id), running, sa.func.max(activity))
+            .select_from(experiments.outerjoin(runs, runs.c.experiment_id == experiments.c.id))
+            .group_by(experiments.c.id, experiments.c.name)
+            .order_by(experiments.c.name)
+        )
+        with self._reading() as connection:
+            rows = connection.execute(query).all()
+        return [ExperimentSummary(id_, name, count, int(running or 0), last) for id_, name, count, running, last in rows]
 
     def after_fork(self) -> None:
         self._engine.dispose(close=False)
@@ -602,6 +682,7 @@ def _insert_run(
             created_time=now,
             start_time=now if status == RunStatus.RUNNING else None,
             **_owner_columns(owner, now),
+            **_submitter_beat(run_type, status, now),
         )
     )
     return run_id
@@ -620,6 +701,13 @@ def _checked_owner(owner: Any) -> RunOwner:
         raise RunHistoryError(f"The pid of the owner of a new run must be an int from 0 to 2**31 - 1, got {owner.pid!r:.40}.")
     validation.validate_wall_time(owner.start_time, "start time of the owner of a new run")
     return owner
+
+
+def _submitter_beat(run_type: str, status: str, now: float) -> dict[str, Any]:
+    """A new Queued job run is beaten by its submitter until it is started or held in its target's
+    queue: never read as held (admitted before its snapshot exists), nor Queued for ever when the
+    submitter dies before its first beat."""
+    return {"heartbeat_time": now} if run_type == JOB_RUN_TYPE and status == RunStatus.QUEUED else {}
 
 
 def _owner_columns(owner: RunOwner | None, now: float) -> dict[str, Any]:
@@ -661,7 +749,24 @@ def _update_status(
     if status in (RunStatus.QUEUED, RunStatus.STARTING, RunStatus.RUNNING):
         # A requested cancel is never undone by a job that starts late: its supervisor sees it.
         update = update.where(runs.c.status != RunStatus.CANCEL_REQUESTED)
+    if status == RunStatus.CANCEL_REQUESTED and _cancel_held(connection, run_id, error, now):
+        return
     connection.execute(update)
+
+
+def _cancel_held(connection: Connection, run_id: str, error: dict[str, Any] | None, now: float) -> bool:
+    """End a held job run (Queued with no process, see :func:`_hold`) Canceled at once, since no
+    supervisor of its own would ever see the cancel; True when it was one. Atomic with
+    :func:`_admit`: a run is either admitted first (Starting, its supervisor ends it) or ended here."""
+    values: dict[str, Any] = {
+        "status": RunStatus.CANCELED,
+        "end_time": now,
+        "start_time": sa.func.coalesce(runs.c.start_time, now),
+    }
+    if error is not None:
+        values["error"] = json.dumps(error)
+    ended = connection.execute(sa.update(runs).where(runs.c.id == run_id, _held()).values(**values))
+    return ended.rowcount == 1
 
 
 # Error codes of ends the store inferred (a process or supervisor gone silent) rather than heard:
@@ -671,7 +776,7 @@ _INFERRED_END_CODES = ("ProcessLost", "SupervisorLost")
 
 def _ended_by_inference() -> sa.ColumnElement[bool]:
     return sa.and_(
-        runs.c.status == RunStatus.FAILED,
+        runs.c.status.in_((RunStatus.FAILED, RunStatus.CANCELED)),
         sa.or_(*(runs.c.error.contains(json.dumps({"code": code})[1:-1]) for code in _INFERRED_END_CODES)),
     )
 
@@ -716,6 +821,41 @@ def _fail_silent_run(
             start_time=sa.func.coalesce(runs.c.start_time, now),
         )
     )
+
+
+def _supervisor_lost_errors(silence: float) -> tuple[dict[str, str], dict[str, str]]:
+    """The error of a job whose supervisor went silent, and of one that did so after its cancel was
+    requested (a stop that killed the supervisor before it could write Canceled)."""
+    lost = {
+        "message": (
+            f"The job's supervisor stopped heartbeating {silence:.1f} s ago (it was killed, or its "
+            f"machine stopped); the job did not finish."
+        ),
+        "code": "SupervisorLost",
+    }
+    canceled = {
+        "message": (
+            f"The job's supervisor stopped heartbeating {silence:.1f} s ago, after the cancel was "
+            f"requested; the job was canceled."
+        ),
+        "code": "SupervisorLost",
+    }
+    return lost, canceled
+
+
+def _end_silent_job(connection: Connection, run_id: str, lost: dict[str, Any], canceled: dict[str, Any]) -> None:
+    """End a job run whose supervisor has not beaten for ``HEARTBEAT_TIMEOUT_S`` (not since we read
+    it): Canceled with ``canceled`` if its cancel was requested, else Failed with ``lost``."""
+    now = time.time()
+    for alive, status, error in (
+        ((RunStatus.CANCEL_REQUESTED,), RunStatus.CANCELED, canceled),
+        (_ALIVE, RunStatus.FAILED, lost),  # a run Canceled just above is no longer alive
+    ):
+        connection.execute(
+            sa.update(runs)
+            .where(runs.c.id == run_id, runs.c.status.in_(alive), runs.c.heartbeat_time < now - HEARTBEAT_TIMEOUT_S)
+            .values(status=status, error=json.dumps(error), end_time=now, start_time=sa.func.coalesce(runs.c.start_time, now))
+        )
 
 
 def _mark_not_responding(connection: Connection, run_id: str) -> None:
@@ -772,6 +912,57 @@ def _claim_slot(connection: Connection, run_id: str, target: str, max_concurrent
         sa.update(runs).where(runs.c.id == run_id).values(status=RunStatus.STARTING, heartbeat_time=now)
     )
     return True
+
+
+def _held() -> sa.ColumnElement[bool]:
+    """A job run waiting in its target's queue with no process of its own (see :func:`_hold`)."""
+    return sa.and_(runs.c.run_type == JOB_RUN_TYPE, runs.c.status == RunStatus.QUEUED, runs.c.heartbeat_time.is_(None))
+
+
+def _hold(connection: Connection, run_id: str) -> str:
+    connection.execute(
+        sa.update(runs)
+        .where(runs.c.id == run_id, runs.c.run_type == JOB_RUN_TYPE, runs.c.status == RunStatus.QUEUED)
+        .values(heartbeat_time=None)
+    )
+    return connection.execute(sa.select(runs.c.status).where(runs.c.id == run_id)).scalar_one()
+
+
+_ADMIT_LOCK_CLASS = 0x72616471  # "radq": the advisory lock class of admissions from a target's queue
+_IN_FLIGHT = (RunStatus.STARTING, RunStatus.RUNNING, RunStatus.CANCEL_REQUESTED)
+
+
+def _admit(connection: Connection, target: str, max_in_flight: int, limit: int | None) -> list[str]:
+    if connection.dialect.name == "postgresql":  # admissions from one target's queue take turns until commit
+        connection.execute(sa.select(sa.func.pg_advisory_xact_lock(_ADMIT_LOCK_CLASS, sa.func.hashtext(target))))
+    now = time.time()
+    of_target = (runs.c.target == target, runs.c.run_type == JOB_RUN_TYPE)
+    in_flight = connection.execute(
+        sa.select(sa.func.count())
+        .select_from(runs)
+        .where(
+            *of_target,
+            runs.c.status.in_(_IN_FLIGHT),
+            sa.or_(runs.c.heartbeat_time.is_(None), runs.c.heartbeat_time >= now - HEARTBEAT_TIMEOUT_S),
+        )
+    ).scalar_one()
+    room = max(0, max_in_flight - in_flight)
+    if limit is not None:
+        room = min(room, limit)
+    if room == 0:
+        return []
+    oldest = connection.execute(
+        sa.select(runs.c.id)
+        .where(*of_target, _held())
+        .order_by(runs.c.created_time, runs.c.number, runs.c.id)
+        .limit(room)
+    ).scalars().all()
+    admitted = []
+    for run_id in oldest:  # _held() again: a run canceled since the read above stays out
+        moved = connection.execute(sa.update(runs).where(runs.c.id == run_id, _held()).values(status=RunStatus.STARTING))
+        if moved.rowcount == 1:
+            admitted.append(run_id)
+    return admitted
 
 
 def _upsert_compute_target(connection: Connection, name: str, kind: str, config: str) -> None:
@@ -832,6 +1023,14 @@ def _check_page(run_filter: RunFilter) -> None:
             raise RunHistoryError(f"The {name} of a run listing must be a whole number from 0 to {validation.INT64_MAX}, not {value!r:.40}.")
 
 
+def _checked_ids(experiment_ids: Any) -> list[int]:
+    """The experiment ids of a run listing; one sentence for a list that is not of ids."""
+    ids = list(experiment_ids)
+    if len(ids) > 1000 or not all(_is_int64(one) for one in ids):
+        raise RunHistoryError(f"The experiment ids of a run listing must be at most 1000 whole numbers, not {ids!r:.60}.")
+    return ids
+
+
 def _is_int64(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and validation.INT64_MIN <= value <= validation.INT64_MAX
 
@@ -870,3 +1069,4 @@ def _run_record(row) -> RunRecord:
 
 def _compute_target_record(row) -> ComputeTargetRecord:
     return ComputeTargetRecord(name=row.name, kind=row.kind, config=json.loads(row.config), created_time=row.created_time)
+_RUNNING = (RunStatus.STARTING, RunStatus.RUNNING, RunStatus.CANCEL_REQUESTED, RunStatus.NOT_RESPONDING)  # experiment_summaries' "running"
