@@ -34,11 +34,14 @@ def submit_job(
     *,
     parent_id: str | None = None,
     display_name: str | None = None,
+    properties: Mapping[str, str] | None = None,
 ) -> Run:
     """Submit ``config`` as a new run of ``experiment``; returns the run, Queued or already further.
 
     What ``ScriptRunConfig.submit_to`` (so ``experiment.submit(config)``) calls. ``parent_id``
-    makes the job a child run of that run (a sweep's trials); ``display_name`` names it."""
+    makes the job a child run of that run (a sweep's trials); ``display_name`` names it;
+    ``properties`` are set before the job starts (a trial's hyperparameters, seen by whoever
+    finds the run)."""
     config.validate()
     checked_tags = _checked_tags(tags, experiment.name)
     target = resolve_target(experiment.workspace, config.compute_target)
@@ -51,6 +54,8 @@ def submit_job(
     try:
         if checked_tags:
             run.set_tags(checked_tags)
+        if properties:
+            run.add_properties(properties)
         artifacts = experiment.workspace.artifacts
         with _Heartbeat(store, run.id) as beat:
             if upload_snapshot(artifacts, run.id, snapshot, stop=beat.ended):

@@ -44,8 +44,8 @@ from typing import TYPE_CHECKING, Any, Callable
 from runhistory.artifacts import ArtifactStore, open_artifact_store
 from runhistory.core import settings
 from runhistory.core.errors import ArtifactPathError
-from runhistory.core.processes import become_subreaper, reap_orphans
-from runhistory.core.status import RunStatus
+from runhistory.core.processes import become_subreaper, reap_orphans, signal_group
+from runhistory.core.status import JOB_RUN_TYPE, RunStatus
 from runhistory.core.uris import HTTP_SCHEMES
 from runhistory.jobs.process import describe_exit, end_job_tree, kill_job_tree, start_script
 from runhistory.jobs.snapshot import download_snapshot
@@ -70,6 +70,7 @@ SLOT_POLL_INTERVAL_S = 0.5
 PUMP_JOIN_TIMEOUT_S = 5.0
 WATCHDOG_EXIT_TIMEOUT_S = 5.0
 FIRST_BEAT_WAIT_S = 30.0
+CHILD_JOBS_END_S = 15.0  # how long a job's own child jobs may take to end Canceled after it ends
 WORK_FOLDER = "work"
 WATCHDOG_MODULE = "runhistory.jobs.watchdog"
 TEMP_FOLDER_FLAG = "--temp-folder"
@@ -378,6 +379,7 @@ class Supervisor:
             sync()
             reap_orphans({process.pid, *self._spared()})
             if returncode is not None:
+                self._cancel_child_jobs()
                 kill_job_tree(process, self._spared())  # what the script left running ends with it
                 self.note(f"{spec.script} {describe_exit(returncode)}")
                 if self._stop.is_set():  # it was stopped with us (Ray's stop_job signals the whole tree)
@@ -385,15 +387,44 @@ class Supervisor:
                     return self._stop_outcome
                 return returncode
             if self._stop.is_set():
-                end_job_tree(process, self._spared())
+                self._end_job(process)
                 self.note("The script's processes have all ended")
                 assert self._stop_outcome is not None
                 return self._stop_outcome
             if limit is not None and time.monotonic() - started > limit:
-                end_job_tree(process, self._spared())
+                self._end_job(process)
                 message = f"The job ran longer than max_run_duration_seconds={limit:g} and was stopped."
                 self.note(message)
                 return Outcome(RunStatus.FAILED, {"message": message, "code": "MaxRunDurationExceeded"})
+
+    def _end_job(self, process: subprocess.Popen) -> None:
+        """Stop a job still running: the script is told first (SIGTERM: it submits no more), then
+        its open child jobs are canceled while their supervisors live, then its tree ends."""
+        signal_group(process.pid, signal.SIGTERM)
+        self._cancel_child_jobs()
+        end_job_tree(process, self._spared())
+
+    def _cancel_child_jobs(self) -> None:
+        """A job's own child jobs (a sweep's trials) do not outlive it: when its script has ended
+        or is being stopped, the cancel of those still open is requested, and they get
+        ``CHILD_JOBS_END_S`` to end Canceled before this job's process tree ends (on the local
+        target their supervisors are in it). This ends a sweep's trials when its controller is killed."""
+        from runhistory.store.base import RunFilter
+
+        open_children = [
+            record.id
+            for record in self.store.list_runs(RunFilter(parent_id=self.run_id))
+            if record.run_type == JOB_RUN_TYPE and record.status not in RunStatus.TERMINAL
+        ]
+        if not open_children:
+            return
+        self.note(f"{len(open_children)} child jobs of this job are still open: canceling them")
+        for run_id in open_children:
+            self.store.set_status(run_id, RunStatus.CANCEL_REQUESTED)
+        deadline = time.monotonic() + CHILD_JOBS_END_S
+        while open_children and time.monotonic() < deadline:
+            time.sleep(SLOT_POLL_INTERVAL_S)
+            open_children = [run_id for run_id in open_children if not _ended(self.store.get_run(run_id))]
 
     def _sync(self, follower: FolderFollower, driver: ArtifactLog, *, final: bool) -> None:
         actions = (follower.sync, lambda: self._sync_event_logs(final), driver.flush, self.log.flush)
@@ -540,6 +571,10 @@ class _InThread:
         if self._error is not None:
             raise self._error
         return self._value
+
+
+def _ended(record: Any) -> bool:
+    return record is None or record.status in RunStatus.TERMINAL
 
 
 def _exit_outcome(script: str, returncode: int, seconds: float, stderr_tail: str) -> Outcome:

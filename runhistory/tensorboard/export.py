@@ -14,7 +14,7 @@ from runhistory.protocol.series_of_runs import read_in_parts
 from runhistory.store.base import MetricSeries, RunStatus
 from runhistory.tensorboard.follow import LogsCopier
 from runhistory.tensorboard.history import HistoryWriter, remove_previous_export
-from runhistory.tensorboard.layout import RunNode, plan, resolve_runs
+from runhistory.tensorboard.layout import RunNode, plan, resolve_runs, single_top
 
 if TYPE_CHECKING:
     import logging
@@ -63,8 +63,9 @@ def export_to_tensorboard(
     root = check_logdir(_one_logdir(logsdir, logdir))
     report = _Reporter(_checked_logger(logger))
     nodes = plan(resolve_runs(run_data, workspace), recursive=recursive)
+    top = single_top(nodes)
     for done, (node, series) in enumerate(_with_series(nodes), start=1):
-        _export_run(node, root / node.folder, series, hparams, report)
+        _export_run(node, root / node.folder, series, hparams, report, describes_sweep=node is top)
         if progress is not None:
             progress(done, len(nodes))
     return [root / node.folder for node in nodes]
@@ -90,14 +91,27 @@ def _with_series(nodes: list[RunNode]) -> Iterator[tuple[RunNode, dict[str, Metr
 
 
 def _export_run(
-    node: RunNode, folder: Path, series: dict[str, MetricSeries], hparams: Sequence[str] | None, report: "_Reporter"
+    node: RunNode,
+    folder: Path,
+    series: dict[str, MetricSeries],
+    hparams: Sequence[str] | None,
+    report: "_Reporter",
+    describes_sweep: bool = False,
 ) -> None:
     """Write one run's event files in ``folder`` (replacing an earlier export's) from its ``series``,
-    and copy the run's own ``logs/`` files beside them."""
+    and copy the run's own ``logs/`` files beside them; ``describes_sweep``: a HyperDrive sweep
+    run gets the HParams experiment of its trials."""
     try:
         remove_previous_export(folder)
         LogsCopier(node.run, folder, report).sync(final=node.run.record.status in RunStatus.TERMINAL)
-        writer = HistoryWriter(node.run, folder, in_sweep=node.in_sweep, hparam_names=hparams or (), report=report)
+        writer = HistoryWriter(
+            node.run,
+            folder,
+            in_sweep=node.in_sweep,
+            hparam_names=hparams or (),
+            report=report,
+            describes_sweep=describes_sweep,
+        )
         try:
             writer.sync(final=True, series=series)
         finally:

@@ -7,10 +7,19 @@ files its own code writes) are copied by appending new bytes to the same local f
 exported incrementally. A :class:`Follower` thread polls every ``interval`` seconds until
 every run has ended, then makes one last pass. One unreadable item (a log file that vanished,
 a corrupt image) is reported once and skipped; following goes on.
+
+A trial of a HyperDrive sweep is written, while it runs, in a live folder beside its own
+(``NAME.running``) whose HParams session reads STATUS_RUNNING; when it ends, that folder is
+removed and the trial written whole in its own folder with its final status. TensorBoard
+never rereads a session's status (see :mod:`runhistory.tensorboard.history`), but both its
+loaders drop a run whose event files are gone, and read a new run afresh. Followed runs that
+are one sweep (with its trials below it) get the sweep's HParams experiment in its folder at
+the first pass, so that the dashboard's columns are its parameters and primary metric.
 """
 
 from __future__ import annotations
 
+import shutil
 import sys
 import threading
 from pathlib import Path
@@ -19,8 +28,14 @@ from typing import TYPE_CHECKING, Sequence
 from runhistory.core.errors import RunHistoryError, StoreUnavailableError
 from runhistory.store.base import RunStatus
 from runhistory.eventlogs.records import HEADER_BYTES, first_bad_payload, scan_records
-from runhistory.tensorboard.history import HistoryWriter, remove_previous_export
-from runhistory.tensorboard.layout import RunNode, new_children, plan
+from runhistory.tensorboard.history import (
+    TRIAL_CHECKS,
+    HistoryWriter,
+    live_folder,
+    remove_previous_export,
+    trial_hyperparameters,
+)
+from runhistory.tensorboard.layout import RunNode, new_children, plan, single_top
 
 if TYPE_CHECKING:
     from runhistory.run import Run
@@ -115,16 +130,31 @@ class LogsCopier:
 
 
 class RunFollower:
-    """Keeps one run's folder up to date: its ``logs/`` files and its run-history metrics."""
+    """Keeps one run's folder up to date: its ``logs/`` files and its run-history metrics; a
+    sweep's trial in its live folder until it ends (see the module docstring).
 
-    def __init__(self, node: RunNode, root: Path, report, hparam_names: Sequence[str] = ()) -> None:
+    With ``describes_sweep`` (the one top-level run followed), a HyperDrive sweep run gets the
+    HParams experiment of its trials.
+    """
+
+    def __init__(
+        self,
+        node: RunNode,
+        root: Path,
+        report,
+        hparam_names: Sequence[str] = (),
+        describes_sweep: bool = False,
+    ) -> None:
         self.node = node
-        folder = root / node.folder
-        remove_previous_export(folder)
-        self._history = HistoryWriter(
-            node.run, folder, in_sweep=node.in_sweep, hparam_names=hparam_names, report=report
-        )
-        self._logs = LogsCopier(node.run, folder, report)
+        self._folder = root / node.folder
+        self._report = report
+        self._hparam_names = list(hparam_names)
+        self._describes_sweep = describes_sweep
+        remove_previous_export(self._folder)  # and a live folder left by an earlier follower
+        self._history: HistoryWriter | None = None
+        self._logs: LogsCopier | None = None
+        self._live: Path | None = None
+        self._trial_checks_left = TRIAL_CHECKS
         self.ended = False
 
     def sync(self) -> None:
@@ -132,17 +162,63 @@ class RunFollower:
         if self.ended:
             return
         final = self.node.run.get_status() in RunStatus.TERMINAL
+        if self._history is None and not final and not self._start():
+            return
+        if final and (self._history is None or self._live is not None):
+            self._write_whole()
+        else:
+            self._sync_into(final)
+        if final:
+            self.ended = True
+
+    def _start(self) -> bool:
+        """The writers of a run still going: a trial's into its live folder, the rest into their own;
+        False while a child of a sweep may still get its trial's parameters (see TRIAL_CHECKS)."""
+        is_trial = self.node.in_sweep and trial_hyperparameters(self.node.run.get_properties()) is not None
+        if self.node.in_sweep and not is_trial and self._trial_checks_left > 0:
+            self._trial_checks_left -= 1
+            return False
+        self._live = live_folder(self._folder) if is_trial else None
+        self._history, self._logs = self._writers(self._live or self._folder, live=is_trial)
+        return True
+
+    def _write_whole(self) -> None:
+        """At the end of a run not followed before, or followed live: drop the live folder (TensorBoard
+        forgets its run) and write the run whole, with its final status, in its own folder."""
+        if self._history is not None:
+            self._history.close()
+        if self._live is not None:
+            shutil.rmtree(self._live, ignore_errors=True)
+        self._history, self._logs = self._writers(self._folder, live=False)
+        self._live = None
+        self._sync_into(final=True)
+
+    def _writers(self, folder: Path, live: bool) -> tuple[HistoryWriter, LogsCopier]:
+        history = HistoryWriter(
+            self.node.run,
+            folder,
+            in_sweep=self.node.in_sweep,
+            hparam_names=self._hparam_names,
+            report=self._report,
+            live_session=live,
+            describes_sweep=self._describes_sweep,
+        )
+        return history, LogsCopier(self.node.run, folder, self._report)
+
+    def _sync_into(self, final: bool) -> None:
+        """One pass of the current writers (there are some once the run is started)."""
+        assert self._logs is not None and self._history is not None
         try:
             self._logs.sync(final=final)
         finally:  # the metrics are written whatever happened to the logs
             self._history.sync(final=final)
         if final:
             self._history.close()
-            self.ended = True
 
     def close(self) -> None:
         """Close the run's event file."""
-        self._history.close()
+        if self._history is not None:
+            self._history.close()
 
 
 class Follower:
@@ -153,7 +229,11 @@ class Follower:
         self._interval = interval
         self._hparam_names = list(hparam_names)
         self._reported: set[str] = set()
-        self._followers = [RunFollower(node, root, self.report, hparam_names) for node in plan(runs, recursive=True)]
+        nodes = plan(runs, recursive=True)
+        top = single_top(nodes)
+        self._followers = [
+            RunFollower(node, root, self.report, hparam_names, describes_sweep=node is top) for node in nodes
+        ]
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.first_pass_done = threading.Event()

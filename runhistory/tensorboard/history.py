@@ -16,7 +16,19 @@ once, the follower every poll. What becomes what:
   hyperparameters, and its scalar series as the session's metrics). A trial of a HyperDrive
   sweep (a run whose ``hyperparameters`` property holds its parameters as JSON) has exactly
   those parameters as its hyperparameters, and its session starts as soon as it is seen, so
-  that the HParams dashboard lists it while it runs.
+  that the HParams dashboard lists it while it runs. A session written before its run ended
+  reads STATUS_RUNNING;
+- a HyperDrive sweep run (property ``runhistory.run_type=hyperdrive``), when asked for: the
+  HParams experiment, whose hyperparameters are the sweep's parameters and whose one metric
+  column is its primary metric (the other tags its trials log vary from trial to trial and
+  are not known when the sweep starts; an experiment, once read, is never read again).
+
+A session's status cannot change once TensorBoard has read it: both its loaders keep the
+summary metadata of a run's tag from the first event that carries it (whatever the step or
+the file, later ones are ignored), and that metadata is where the HParams plugin reads
+``session_end_info``. So a session is written once with the status it has when written (the
+follower writes a running trial in a folder of its own and drops it at the end: see
+:mod:`runhistory.tensorboard.follow`).
 
 Series read from the run's own event files (source ``MetricSource.EVENT_FILES``) and TensorBoard
 summaries that stay there (kind ``MetricKind.SUMMARY``) are never written: they are in the run's
@@ -36,6 +48,7 @@ from __future__ import annotations
 import json
 import math
 import numbers
+import shutil
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
@@ -44,19 +57,28 @@ import numpy as np
 
 from runhistory.core.errors import ArtifactNotFoundError, RunHistoryError, StoreUnavailableError
 from runhistory.store.base import MetricKind, MetricSeries, MetricSource, MetricSummary, RunStatus
-from runhistory.tensorboard.events import EventFileWriter, image_size
+from runhistory.tensorboard.events import EventFileWriter, HParamDomain, image_size
 
 if TYPE_CHECKING:
     from runhistory.run import Run
 
 EXPORT_SUFFIX = ".runhistory"
+LIVE_SUFFIX = ".running"  # the folder of a trial while a follower writes it (see live_folder)
 SCALARS, TEXT = "scalars", "text"
 # What one item TensorBoard cannot hold raises; anything else (a bug, a full disk) goes up.
 _ITEM_ERRORS = (RunHistoryError, ValueError, TypeError, OverflowError)
 TRIAL_HYPERPARAMETERS_PROPERTY = "hyperparameters"  # what a HyperDrive sweep's controller sets on each trial
-# A sweep's controller sets a trial's parameters just after submitting it: a follower that sees the
-# trial first looks again at this many syncs (about 5 s) before taking it for a plain child run.
-TRIAL_CHECKS = 20
+# Properties of a HyperDrive sweep run (runhistory.train.hyperdrive.runconfig sets them; read as
+# plain strings, since this package is below runhistory.train).
+RUN_TYPE_PROPERTY, SWEEP_RUN_TYPE = "runhistory.run_type", "hyperdrive"
+PRIMARY_METRIC_PROPERTY = "hyperdrive.primary_metric"
+PARAMETERS_PROPERTY = "hyperdrive.parameters"  # a JSON list of the parameter names
+SPACE_PROPERTY = "hyperdrive.space"  # {"parameter_space": {name: {"kind": ..., "args": [...]}}}
+# A trial is created with its parameters (submit_job sets its properties right after creating the
+# run, one tag write in between): a follower that sees the run in that window looks again at this
+# many syncs (about 1 s) before taking it for a plain child run.
+TRIAL_CHECKS = 4
+# TensorBoard has no status for a canceled (or pruned) run: neither success nor failure.
 _SESSION_STATUS = {RunStatus.COMPLETED: "success", RunStatus.FAILED: "failure", RunStatus.CANCELED: "unknown"}
 
 
@@ -87,16 +109,27 @@ def is_exported(series: MetricSeries | MetricSummary) -> bool:
 
 
 def remove_previous_export(folder: Path) -> None:
-    """Delete event files an earlier export wrote in this folder (never the run's own logs)."""
+    """Delete event files an earlier export wrote in this folder (never the run's own logs), and
+    the live folder a follower stopped before the run's end left beside it."""
     if folder.is_dir():
         for path in folder.glob(f"events.out.tfevents.*{EXPORT_SUFFIX}"):
             path.unlink()
+    shutil.rmtree(live_folder(folder), ignore_errors=True)
+
+
+def live_folder(folder: Path) -> Path:
+    """Where a follower writes a running trial whose final folder is ``folder``: beside it, under
+    a name no run's folder has (those end in the run's number or id)."""
+    return folder.with_name(folder.name + LIVE_SUFFIX)
 
 
 class HistoryWriter:
     """Writes one run's metrics into event files in ``folder``; :meth:`sync` writes what is new.
 
-    ``report(message)`` hears of each item left out (default: a line on stderr).
+    ``report(message)`` hears of each item left out (default: a line on stderr). With
+    ``live_session``, the session of a trial starts with the status running (for a folder that
+    is dropped when the run ends); with ``describes_sweep``, the first sync of a HyperDrive
+    sweep run writes the HParams experiment of its trials.
     """
 
     def __init__(
@@ -106,11 +139,16 @@ class HistoryWriter:
         in_sweep: bool = False,
         hparam_names: Sequence[str] = (),
         report: Callable[[str], None] = print_report,
+        *,
+        live_session: bool = False,
+        describes_sweep: bool = False,
     ) -> None:
         self.run = run
         self.folder = folder
         self._in_sweep = in_sweep
         self._hparam_names = list(hparam_names)
+        self._live_session = live_session
+        self._experiment_pending = describes_sweep
         self._report = report
         self._workspace = run.experiment.workspace
         self._written: dict[str, int] = {}
@@ -136,6 +174,8 @@ class HistoryWriter:
                 for name, one in series.items()
                 if len(one.values) > self._written.get(name, 0) and is_exported(one)
             }
+        if self._experiment_pending:
+            self._write_experiment()
         count = 0
         for name, one in grown.items():
             count += self._write_isolated(one, self._written.get(name, 0))
@@ -276,9 +316,26 @@ class HistoryWriter:
             return None
         return data, size
 
+    def _write_experiment(self) -> None:
+        """The HParams experiment of a sweep run's trials, once (nothing for a run that is no sweep)."""
+        self._experiment_pending = False
+        try:
+            experiment = sweep_experiment(self._workspace.store.get_properties(self.run.id))
+            if experiment is not None:
+                hparams, metrics = experiment
+                record = self._workspace.store.get_run(self.run.id)
+                self._events().add_hparams_experiment(hparams, metrics, time_created=record.created_time)
+        except StoreUnavailableError:
+            self._experiment_pending = True  # tried again at the next sync
+            raise
+        except _ITEM_ERRORS as exc:
+            self._report(f"left the HParams experiment of sweep {self.run.id} out of TensorBoard: {exc}")
+
     def _write_session(self, summaries: list[MetricSummary], final: bool) -> None:
         """The run's HParams session: at the final sync, whole; before, only the start of a sweep
-        trial's (its parameters are known from the start), once."""
+        trial's (its parameters are known from the start), once. Its end info is written with it
+        (TensorBoard reads only the first): the run's end, or running while it goes on (at the
+        final sync of an export, or in a live folder); none for a live session elsewhere."""
         if not final:
             self._trial_checks_left -= 1
             self._session_started = self._trial_checks_left <= 0
@@ -286,14 +343,16 @@ class HistoryWriter:
                 return
             self._session_started = True
         record = self._workspace.store.get_run(self.run.id)
+        ended = record.status in RunStatus.TERMINAL
+        running = "running" if final or self._live_session else None
         self._events().add_hparams_session(
             session_hparams(self.run, self._hparam_names, summaries),
             group_name=self.run.id,
             start_time=record.start_time or record.created_time,
             end_time=record.end_time,
-            status=_SESSION_STATUS.get(record.status) if final else None,
+            status=_SESSION_STATUS.get(record.status) if final and ended else running,
         )
-        self._session_written = final and record.status in RunStatus.TERMINAL
+        self._session_written = (final and ended) or self._live_session
 
 
 def summary_of(series: MetricSeries) -> MetricSummary:
@@ -356,6 +415,41 @@ def trial_hyperparameters(properties: dict[str, str]) -> dict[str, float | str] 
     if not isinstance(values, dict) or not values:
         return None
     return {str(name): _hparam_value(value) for name, value in values.items()}
+
+
+def sweep_experiment(properties: dict[str, str]) -> tuple[dict[str, HParamDomain], list[str]] | None:
+    """The HParams experiment of a HyperDrive sweep run's trials from its properties: its
+    parameters (a choice's options as their domain) and its primary metric; None for a run that
+    is no sweep."""
+    if properties.get(RUN_TYPE_PROPERTY) != SWEEP_RUN_TYPE or not properties.get(PRIMARY_METRIC_PROPERTY):
+        return None
+    try:
+        names = json.loads(properties.get(PARAMETERS_PROPERTY) or "null")
+    except ValueError:
+        return None
+    if not isinstance(names, list) or not names or not all(isinstance(name, str) for name in names):
+        return None
+    domains = _choice_domains(properties.get(SPACE_PROPERTY))
+    return {name: domains.get(name) for name in names}, [properties[PRIMARY_METRIC_PROPERTY]]
+
+
+def _choice_domains(space_text: str | None) -> dict[str, list[float | str]]:
+    """The options of each ``choice`` parameter of a sweep's space, as its trials' sessions hold
+    them (numbers as floats, the rest as text); a space that cannot be read gives none."""
+    try:
+        space = json.loads(space_text or "null")
+    except ValueError:
+        return {}
+    parameters = space.get("parameter_space") if isinstance(space, dict) else None
+    if not isinstance(parameters, dict):
+        return {}
+    domains = {}
+    for name, distribution in parameters.items():
+        if isinstance(distribution, dict) and distribution.get("kind") == "choice":
+            options = [_hparam_value(option) for option in distribution.get("args") or ()]
+            if options and len({type(option) for option in options}) == 1:  # one type, as Discrete needs
+                domains[name] = list(dict.fromkeys(options))
+    return domains
 
 
 def _typed(text: str) -> float | str:

@@ -81,6 +81,13 @@ def plan(runs: list["Run"], recursive: bool = True) -> list[RunNode]:
     return nodes
 
 
+def single_top(nodes: list[RunNode]) -> RunNode | None:
+    """The one top-level node of a plan (the others are its descendants), or None when the plan
+    has several (or none): what decides whether a sweep's HParams experiment describes all."""
+    tops = [node for node in nodes if "/" not in node.folder]  # folder names never hold a "/"
+    return tops[0] if len(tops) == 1 else None
+
+
 def topmost(runs: list["Run"]) -> list["Run"]:
     """The runs none of whose ancestors is among ``runs`` (the others come with their ancestor)."""
     given = {run.id for run in runs}

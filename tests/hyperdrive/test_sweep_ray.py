@@ -1,5 +1,5 @@
-"""A sweep whose trials run on a real Ray cluster: the controller on the local target, each trial a
-Ray job (its supervisor the Ray job's driver), ranked as on the local target."""
+"""A sweep whose trials run on a real Ray cluster: the controller a Ray job on the head node (of
+no CPU), each trial a Ray job (its supervisor the Ray job's driver), ranked as on the local target."""
 
 from __future__ import annotations
 
@@ -56,6 +56,9 @@ def test_a_grid_sweep_on_ray(tmp_path: Path, ray_cluster: RayCluster) -> None:
     sweep = Experiment(ws, "tune").submit(config)
     sweep.wait_for_completion(show_output=False)
     assert sweep.get_status() == "Completed", sweep.get_details().get("error")
+    assert sweep.record.target == "cluster-hyperdrive"
+    controller = ws.compute_targets["cluster-hyperdrive"].config
+    assert controller["num_cpus"] == 0 and controller["resources"] == {"node:__internal_head__": 0.001}
 
     trials = sweep.get_children()
     assert sorted(json.loads(t.get_properties()["hyperparameters"])["x"] for t in trials) == [0.0, 0.3, 0.9]

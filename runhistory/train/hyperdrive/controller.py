@@ -11,8 +11,17 @@ The study is stored with Optuna's RDB storage, named by the sweep run's id: besi
 workspace's database, in ``optuna.db`` (one SQLite write lock per file: Optuna's transactions
 would otherwise queue behind every job's heartbeat, and Optuna's own ``alembic_version`` table
 would be ours); in a PostgreSQL workspace's own database, in a schema of its own
-(``runhistory_optuna``, for the same ``alembic_version``); for a server
-workspace in the sweep's ``outputs/optuna.db``, uploaded with the sweep's outputs.
+(``runhistory_optuna``, for the same ``alembic_version``).
+
+A server workspace offers no database to a client, so its sweep's study is a SQLite file,
+``outputs/optuna.db``, in the controller's working folder: on the machine the controller runs on
+(the submitting one for a local target, the head node for a Ray one) while the sweep runs, and on
+the server, as the sweep run's file ``outputs/optuna.db``, once the controller's script has ended
+(its supervisor uploads ``./outputs`` however the script ended: Completed, Failed, Canceled, or
+killed). Read it back with ``ws.artifacts.read(sweep.id, "outputs/optuna.db")`` and
+``optuna.load_study(study_name=sweep.id, storage="sqlite:///PATH")``. Until the end the server
+holds what the trials are (runs, properties, metrics), not the study; a controller whose
+supervisor dies too leaves none, and a controller started again would start a new one.
 
 A cancel of the sweep reaches the controller as SIGTERM (its supervisor's): every trial still
 in flight gets its cancel requested at once, from a thread (not the signal handler, which may
@@ -79,7 +88,8 @@ class Controller:
     # --- the study ---
 
     def open_study(self) -> Any:
-        """The sweep's study (created on the first start, loaded again after a restart)."""
+        """The sweep's study (created on the first start, loaded again after a restart of the
+        controller where the study outlives it: in an embedded or PostgreSQL workspace)."""
         seed = (getattr(self.sampling, "properties", None) or {}).get("seed")
         return self.optuna.create_study(
             study_name=self.sweep_run.id,
@@ -123,21 +133,23 @@ class Controller:
         config = _with_parameters(self.trial_config, self.sampling.arguments(params))
         tags = {rc.TRIAL_TAG: trial.number}
         name = f"{self.sweep_run.display_name}_{trial.number}"
+        # each parameter as a property of its own too: a column of the UI's runs table and an axis of its compare
+        own = {key.lstrip("-"): str(value) for key, value in params.items()}
+        properties = {**own, rc.HYPERPARAMETERS: json.dumps(params), rc.OPTUNA_TRIAL: str(trial.number)}
         with self.lock:
             if self.stopping.is_set():
                 _tell(study, trial, state=self.optuna.trial.TrialState.FAIL)
                 return
             try:
-                run = submit_job(self.sweep_run.experiment, config, tags, parent_id=self.sweep_run.id, display_name=name)
+                run = submit_job(
+                    self.sweep_run.experiment, config, tags, parent_id=self.sweep_run.id, display_name=name, properties=properties
+                )
             except RunHistoryError as exc:
                 _tell(study, trial, state=self.optuna.trial.TrialState.FAIL)
                 self.counts["failed"] += 1
                 _say(f"Trial {trial.number} could not be submitted: {exc}")
                 return
             self.in_flight[run.id] = _Trial(trial, run, params)
-        # each parameter as a property of its own too: a column of the UI's runs table and an axis of its compare
-        own = {name.lstrip("-"): str(value) for name, value in params.items()}
-        run.add_properties({**own, rc.HYPERPARAMETERS: json.dumps(params), rc.OPTUNA_TRIAL: trial.number})
         _say(f"Trial {trial.number} ({run.id}): {_arguments(params)}")
 
     def poll(self, study: Any) -> None:
@@ -250,7 +262,9 @@ def study_storage(optuna: Any, tracking_uri: str) -> Any:
 
 
 def study_storage_url(tracking_uri: str) -> str:
-    """Where the sweep's Optuna study is kept, for a workspace's tracking URI (see the module's note)."""
+    """Where the sweep's Optuna study is kept, for a workspace's tracking URI (see the module's
+    note); for a server workspace, ``./outputs/optuna.db`` of the controller's working folder
+    (``./outputs`` is created)."""
     if tracking_uri.startswith("sqlite:///"):
         return "sqlite:///" + str(Path(tracking_uri[len("sqlite:///") :]).parent / OPTUNA_FILE)
     if tracking_uri.startswith("postgresql://"):

@@ -3,12 +3,12 @@
 Ranking reads the sweep run's properties (metric and goal) and the trials' metrics: it works
 without the controller, during the sweep and after it.
 
-A sweep whose controller died (``kill -9``) reads Failed through its supervisor; on the local
-target its trials' supervisors run in the sweep's process tree, which that supervisor ends, so
-nothing is left to end them Canceled. A ``HyperDriveRun`` does it when it finds the sweep ended
-(``get_status``, ``wait_for_completion``, the rankings): a trial still open gets its cancel
-requested (a silent job whose cancel was requested reads Canceled), and one the store already
-ended Failed for its supervisor's silence (``SupervisorLost``) is set Canceled.
+A sweep whose controller died (``kill -9``) reads Failed through its supervisor, which first
+cancels the trials still open (a job's child jobs do not outlive it, see
+:mod:`runhistory.jobs.supervisor`). Should the sweep's supervisor die too, a ``HyperDriveRun``
+ends them when it finds the sweep ended (``get_status``, ``wait_for_completion``, the
+rankings): a trial still open gets its cancel requested, and one the store already ended
+Failed for its supervisor's silence (``SupervisorLost``) is set Canceled.
 """
 
 from __future__ import annotations

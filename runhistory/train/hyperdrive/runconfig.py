@@ -1,9 +1,12 @@
 """``HyperDriveConfig``: what a sweep runs, how it samples, stops early and ranks; submitting it.
 
 A sweep is a job run itself: its controller (:mod:`runhistory.train.hyperdrive.controller`) runs
-as the script of a generated source folder holding ``sweep.json`` (the whole config), on a local
-target of its own (``hyperdrive-controller``, registered when missing), so that its supervisor
-heartbeats it, keeps its log, cancels it, and marks it Failed when it dies. The sweep run is
+as the script of a generated source folder holding ``sweep.json`` (the whole config), so that its
+supervisor heartbeats it, keeps its log, cancels it, and marks it Failed when it dies. It runs on
+a target of its own, registered when missing (see :func:`controller_target`): a local target
+(``hyperdrive-controller``) for trials on a local target; for trials on a Ray cluster, that
+cluster's head node (``NAME-hyperdrive``: a Ray job of no CPU on the head), so that the sweep
+goes on when the machine that submitted it goes away. The sweep run is
 tagged and has the property ``runhistory.run_type=hyperdrive`` (the store's run type stays
 ``job``: the supervisor and the liveness checks know job runs by that type).
 """
@@ -19,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 
 from runhistory.compute.base import ComputeTarget
 from runhistory.compute.local import LocalCompute
+from runhistory.compute.ray import RAY_KIND, RayCompute
 from runhistory.core.errors import JobConfigError, NotFoundError
 from runhistory.jobs.config import ScriptRunConfig
 from runhistory.jobs.submit import resolve_target, submit_job
@@ -28,6 +32,8 @@ if TYPE_CHECKING:
     from runhistory.train.hyperdrive.run import HyperDriveRun
 
 CONTROLLER_TARGET = "hyperdrive-controller"  # the local target sweep controllers run on
+RAY_CONTROLLER_SUFFIX = "-hyperdrive"  # a Ray target's companion target its sweeps' controllers run on
+RAY_HEAD_RESOURCE = "node:__internal_head__"  # Ray's resource of the head node (ray._common.constants)
 SWEEP_FILE = "sweep.json"
 CONTROLLER_SCRIPT = "hyperdrive_controller.py"
 RUN_TYPE_KEY = "runhistory.run_type"
@@ -152,17 +158,17 @@ class HyperDriveConfig:
         from runhistory.train.hyperdrive.run import HyperDriveRun  # run.py imports this module's names
 
         self.run_config.validate()
-        resolve_target(experiment.workspace, self.run_config.compute_target).check_can_run()
-        controller_target(experiment.workspace)
+        trial_target = resolve_target(experiment.workspace, self.run_config.compute_target)
+        trial_target.check_can_run()
+        controller = controller_target(experiment.workspace, trial_target)
         folder = Path(tempfile.mkdtemp(prefix="runhistory-sweep-"))
         try:
             (folder / SWEEP_FILE).write_text(json.dumps(self.to_json(), indent=2) + "\n")
             (folder / CONTROLLER_SCRIPT).write_text(_CONTROLLER_SOURCE)
-            config = ScriptRunConfig(folder, CONTROLLER_SCRIPT, compute_target=CONTROLLER_TARGET)
-            run = submit_job(experiment, config, {**(tags or {}), RUN_TYPE_KEY: RUN_TYPE})
+            config = ScriptRunConfig(folder, CONTROLLER_SCRIPT, compute_target=controller.name)
+            run = submit_job(experiment, config, {**(tags or {}), RUN_TYPE_KEY: RUN_TYPE}, properties=self.sweep_properties())
         finally:
             shutil.rmtree(folder, ignore_errors=True)  # the run's snapshot holds it now
-        run.add_properties(self.sweep_properties())
         return HyperDriveRun.from_run(run)
 
     def __repr__(self) -> str:
@@ -173,13 +179,26 @@ class HyperDriveConfig:
         )
 
 
-def controller_target(workspace: Any) -> ComputeTarget:
-    """The local target sweep controllers run on, registered when missing (no limit on jobs at
-    once: a controller never waits for a slot a trial holds)."""
+def controller_target(workspace: Any, trial_target: ComputeTarget) -> ComputeTarget:
+    """Where the controller of a sweep whose trials run on ``trial_target`` runs, registered when
+    missing: for a Ray target, a companion target on the same cluster whose jobs take no CPU and
+    run on the head node (so that the controller never holds a trial's room); else the local
+    target ``hyperdrive-controller`` (no limit on jobs at once)."""
+    if trial_target.record.kind != RAY_KIND:
+        return _registered(workspace, CONTROLLER_TARGET, LocalCompute.provisioning_configuration())
+    trials = trial_target.config
+    config = RayCompute.provisioning_configuration(
+        address=trials.get("address", "auto"), num_cpus=0, resources={RAY_HEAD_RESOURCE: 0.001},
+        runtime_env=trials.get("runtime_env") or None,
+    )
+    return _registered(workspace, trial_target.name + RAY_CONTROLLER_SUFFIX, config)
+
+
+def _registered(workspace: Any, name: str, config: Any) -> ComputeTarget:
     try:
-        return ComputeTarget(workspace, CONTROLLER_TARGET)
+        return ComputeTarget(workspace, name)
     except NotFoundError:
-        return ComputeTarget.create(workspace, CONTROLLER_TARGET, LocalCompute.provisioning_configuration())
+        return ComputeTarget.create(workspace, name, config)
 
 
 def _trial_config(run_config: Any, estimator: Any) -> ScriptRunConfig:
