@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from runhistory.artifacts import ArtifactStore, open_artifact_store
 from runhistory.core import settings
-from runhistory.core.errors import ArtifactPathError
+from runhistory.core.errors import ArtifactPathError, RunHistoryError
 from runhistory.core.processes import become_subreaper, reap_orphans, signal_group
 from runhistory.core.status import JOB_RUN_TYPE, RunStatus
 from runhistory.core.uris import HTTP_SCHEMES
@@ -117,7 +117,7 @@ class Supervisor:
         self._done = threading.Event()
         self._first_beat = threading.Event()
         self._target: Any = None
-        self._target_lock = threading.Lock()
+        self._target_lock = threading.RLock()
         self._admission: _InThread | None = None
         self._event_logs: EventLogFollower | None = None
 
@@ -248,7 +248,8 @@ class Supervisor:
         if self._spec is None or not self._spec.admits_queue:
             return
         try:
-            admitted = self._queue_target().admit_queued_runs(leaving=None if ended else self.run_id)
+            with self._target_lock:  # one thread at a time imports and uses Ray (see _warm_up_target)
+                admitted = self._queue_target().admit_queued_runs(leaving=None if ended else self.run_id)
         except Exception as exc:  # noqa: BLE001 - the run has ended; the next submit or wait admits them
             self.note(f"Could not admit the next queued jobs of {self._spec.target}: {exc}")
             return
@@ -273,7 +274,8 @@ class Supervisor:
 
         def warm() -> None:
             try:
-                self._queue_target().prepare_admission()
+                with self._target_lock:  # an admission waits for it: Ray's import is not thread-safe
+                    self._queue_target().prepare_admission()
             except Exception as exc:  # noqa: BLE001 - the end of the job tries again and says why
                 self.note(f"Could not reach the compute target {spec.target} yet: {exc}")
 
@@ -409,6 +411,12 @@ class Supervisor:
         or is being stopped, the cancel of those still open is requested, and they get
         ``CHILD_JOBS_END_S`` to end Canceled before this job's process tree ends (on the local
         target their supervisors are in it). This ends a sweep's trials when its controller is killed."""
+        try:
+            self._cancel_open_children()
+        except RunHistoryError as exc:  # the store is away: the job still ends as its script did
+            self.note(f"Could not cancel this job's child jobs: {exc}")
+
+    def _cancel_open_children(self) -> None:
         from runhistory.store.base import RunFilter
 
         open_children = [
